@@ -1,0 +1,1 @@
+"""Model adapters: turn request batches into responses."""

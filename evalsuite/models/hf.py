@@ -1,0 +1,403 @@
+"""Hugging Face causal language models: the request kinds, batched, with shared prefixes run once.
+
+A request enters as text (``Loglikelihood``, ``LoglikelihoodRolling``), becomes token sequences
+(the same tokenisation rules as lm-evaluation-harness, so numbers are comparable), and is scored by
+``_score_tokens``: families of sequences that share a prefix are planned by ``shared_prefix`` and
+run in three passes that reuse the key/value cache (see that module's docstring).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm  # tqdm.write keeps messages clear of the runner's progress bar
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.models.shared_prefix import Batch, TokenRequest, common_prefix_len, plan_batches
+from evalsuite.paths import home
+from evalsuite.requests import Loglikelihood, LoglikelihoodResult, LoglikelihoodRolling, RollingResult
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EvalsuiteError("--device cuda was asked for but no CUDA device is visible.", "use --device cpu or auto")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    if dtype not in DTYPES:
+        raise EvalsuiteError(f"Unknown dtype '{dtype}'.", f"use one of auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def resolve_model_path(spec: str) -> str:
+    """Map ``default``, a ``.gguf`` file, a local folder or a Hub id to something ``from_pretrained`` loads."""
+    from evalsuite.models.default import convert_gguf, default_model_dir
+
+    if spec == "default":
+        return str(default_model_dir())
+    path = Path(spec).expanduser()
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise EvalsuiteError(f"GGUF file {spec} does not exist.", "check the path given to --model")
+        out = home() / "models" / f"gguf-{_file_digest(path)[:16]}"
+        return str(out if (out / "config.json").is_file() else convert_gguf(path, out))
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise EvalsuiteError(
+                f"Model folder {spec} has no config.json.",
+                "point --model at a Hugging Face model folder (config.json + *.safetensors)",
+            )
+        return str(path)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise EvalsuiteError(f"Model path {spec} does not exist.", "check the path given to --model")
+    return spec  # a Hub id: from_pretrained fetches it when the Hub is reachable
+
+
+def _file_digest(path: Path) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so big weights are hashed once."""
+    stat = path.stat()
+    memo_path = home() / "digests.json"
+    memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+    if key not in memo:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+        memo[key] = digest.hexdigest()
+        tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(memo))
+        os.replace(tmp, memo_path)
+    return memo[key]
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """Hash of the config and every weight file: the identity of a checkpoint."""
+    digest = hashlib.sha256()
+    for name in sorted(os.listdir(folder)):
+        if name == "config.json" or name.endswith((".safetensors", ".bin", ".json.index")):
+            digest.update(name.encode())
+            digest.update(_file_digest(folder / name).encode())
+    return digest.hexdigest()
+
+
+def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[TokenRequest]:
+    """Disjoint windows that together score every token once, each with as much left context as fits.
+
+    The first window is conditioned on ``prefix_token`` (BOS, else EOS); later ones on the tokens
+    before them. This is lm-evaluation-harness's rolling scheme with a one-token minimum context.
+    """
+    windows = []
+    start = 0
+    while start < len(tokens):
+        end = min(start + max_len, len(tokens))
+        if start == 0:
+            seq = [prefix_token] + tokens[:end]
+        else:
+            seq = tokens[max(0, end - max_len - 1) : end]
+        windows.append(TokenRequest(tuple(seq), len(seq) - (end - start)))
+        start = end
+    return windows
+
+
+class HFModel:
+    """A causal LM from transformers, loaded safely (safetensors only, no remote code unless asked)."""
+
+    def __init__(
+        self,
+        model: str = "default",
+        device: str = "auto",
+        dtype: str = "auto",
+        batch_size: int | str = 16,
+        max_length: int | None = None,
+        trust_remote_code: bool = False,
+    ):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.spec = model
+        self.path = resolve_model_path(model)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=self.dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
+        except EvalsuiteError:
+            raise
+        except (OSError, ValueError) as err:
+            raise EvalsuiteError(
+                f"Could not load model '{model}': {str(err).splitlines()[0]}",
+                "give --model a local folder with config.json and safetensors weights, a .gguf file, "
+                "'default', or a Hub id while the Hub is reachable",
+            ) from err
+        self.model.to(self.device).eval()
+        self.base = self.model.base_model
+        self.head = self.model.get_output_embeddings()
+        config = self.model.config
+        self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
+        self.batch_size = 32 if batch_size == "auto" else int(batch_size)
+        self.prefix_token = (
+            self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
+        )
+        local = Path(self.path)
+        self.fingerprint = folder_fingerprint(local) if local.is_dir() else f"hub:{self.path}"
+        self._a_memo: tuple[tuple[int, ...], torch.Tensor, object] | None = None
+
+    # ---- identity -------------------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        return {
+            "spec": self.spec,
+            "path": self.path,
+            "fingerprint": self.fingerprint,
+            "class": type(self.model).__name__,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "device": str(self.device),
+            "max_length": self.max_length,
+            "n_parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+    @property
+    def cache_namespace(self) -> str:
+        """Responses depend on the weights, the numeric type and the window length."""
+        return f"{self.fingerprint}|{self.dtype}|{self.max_length}"
+
+    # ---- request kinds --------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text).input_ids
+
+    def encode_pair(self, context: str, continuation: str) -> TokenRequest:
+        """Tokenise context+continuation together, so the boundary tokenises as it would in running text."""
+        if not context:
+            ctx, cont = [self.prefix_token], self.encode(continuation)
+        else:
+            spaces = len(context) - len(context.rstrip())
+            if spaces:  # a trailing space belongs to the continuation's first token
+                context, continuation = context[:-spaces], context[-spaces:] + continuation
+            whole = self.encode(context + continuation)
+            ctx = self.encode(context)
+            cont = whole[len(ctx) :]
+        seq = ctx + cont
+        if len(cont) == 0:
+            raise EvalsuiteError(f"Empty continuation for context {context[-40:]!r}.", "check the task's choices")
+        overflow = len(seq) - (self.max_length + 1)
+        if overflow > 0:  # keep the continuation whole, drop the oldest context
+            if overflow >= len(ctx):
+                raise EvalsuiteError(
+                    f"A continuation of {len(cont)} tokens exceeds the model's {self.max_length}-token window.",
+                    "raise --max-length or shorten the task's continuations",
+                )
+            seq, ctx = seq[overflow:], ctx[overflow:]
+        return TokenRequest(tuple(seq), len(ctx))
+
+    def loglikelihood(self, requests: list[Loglikelihood]) -> list[LoglikelihoodResult]:
+        token_requests = [self.encode_pair(r.context, r.continuation) for r in requests]
+        scored = self._score_tokens(token_requests)
+        return [
+            LoglikelihoodResult(lp, greedy, len(t.seq) - t.ctx_len) for (lp, greedy), t in zip(scored, token_requests)
+        ]
+
+    def loglikelihood_rolling(self, requests: list[LoglikelihoodRolling]) -> list[RollingResult]:
+        windows, owner = [], []
+        for i, request in enumerate(requests):
+            for window in rolling_windows(self.encode(request.text), self.prefix_token, self.max_length):
+                windows.append(window)
+                owner.append(i)
+        scored = self._score_tokens(windows)
+        totals = [0.0] * len(requests)
+        counts = [0] * len(requests)
+        for i, (lp, _), window in zip(owner, scored, windows):
+            totals[i] += lp
+            counts[i] += len(window.seq) - window.ctx_len
+        return [RollingResult(t, n) for t, n in zip(totals, counts)]
+
+    # ---- the engine -----------------------------------------------------------------------------
+
+    def _score_tokens(self, requests: list[TokenRequest]) -> list[tuple[float, bool]]:
+        """Summed log-probability and greedy flag of every request, halving the batch on out-of-memory."""
+        results = [[0.0, True] for _ in requests]
+        pending = list(range(len(requests)))
+        while pending:
+            sub = [requests[i] for i in pending]
+            batches = plan_batches(sub, self.batch_size)
+            done: set[int] = set()
+            try:
+                for batch in batches:
+                    members = [m for fam in batch.families for m in fam.members]
+                    out = self._run_batch(batch, sub)
+                    for m in members:
+                        results[pending[m]] = out[m]
+                        done.add(m)
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise EvalsuiteError(
+                        "Out of memory even at batch size 1.", "use a smaller --max-length, --dtype or a larger device"
+                    ) from None
+                self.batch_size //= 2
+                self._a_memo = None
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                tqdm.write(f"out of memory: batch size halved to {self.batch_size}")
+            pending = [p for j, p in enumerate(pending) if j not in done]
+        return [(float(lp), bool(g)) for lp, g in results]
+
+    @torch.no_grad()
+    def _run_batch(self, batch: Batch, reqs: list[TokenRequest]) -> dict[int, tuple[float, bool]]:
+        acc = _Accumulator(self)
+        a_end = batch.a_end
+        cache_a = None
+        if a_end > 0:  # pass A: the batch's common prefix, once
+            seq0 = reqs[batch.families[0].members[0]].seq
+            hidden_a, cache_a = self._prefix_pass(seq0[:a_end])
+            for fam in batch.families:
+                for m in fam.members:
+                    acc.add(m, hidden_a[0], 0, 0, a_end, reqs[m])
+        # pass B: each family's shared part, on top of A
+        fams = batch.families
+        rows_b = [reqs[f.members[0]].seq[a_end : f.b_end] for f in fams]
+        need_c = any(reqs[m].feed_end > f.b_end for f in fams for m in f.members)
+        ids, mask_b = self._pad(rows_b)
+        mask_full_b = torch.cat([torch.ones(len(fams), a_end, dtype=mask_b.dtype, device=self.device), mask_b], 1)
+        pos = a_end + torch.arange(ids.shape[1], device=self.device).expand(len(fams), -1)
+        past = _select_rows(cache_a, torch.zeros(len(fams), dtype=torch.long, device=self.device)) if cache_a else None
+        hidden_b, cache_b = self._forward(ids, mask_full_b, pos, past, need_c)
+        for row, fam in enumerate(fams):
+            for m in fam.members:
+                acc.add(m, hidden_b[row], a_end, a_end, fam.b_end, reqs[m])
+        acc.flush()
+        # pass C: every member's own tail, on top of its family's cache, in chunks of batch_size rows
+        tails = [(row, f.b_end, m) for row, f in enumerate(fams) for m in f.members if reqs[m].feed_end > f.b_end]
+        tails.sort(key=lambda t: reqs[t[2]].feed_end - t[1])  # similar tail lengths share a chunk: less padding
+        for start in range(0, len(tails), self.batch_size):
+            chunk = tails[start : start + self.batch_size]
+            fam_rows = torch.tensor([row for row, _, _ in chunk], device=self.device)
+            ids, mask_c = self._pad([reqs[m].seq[b_end : reqs[m].feed_end] for _, b_end, m in chunk])
+            mask = torch.cat([mask_full_b.index_select(0, fam_rows), mask_c], 1)
+            offsets = torch.tensor([b_end for _, b_end, _ in chunk], device=self.device)
+            pos = offsets[:, None] + torch.arange(ids.shape[1], device=self.device)[None, :]
+            hidden_c, _ = self._forward(ids, mask, pos, _select_rows(cache_b, fam_rows), False)
+            for row, (_, b_end, m) in enumerate(chunk):
+                acc.add(m, hidden_c[row], b_end, b_end, reqs[m].feed_end, reqs[m])
+            acc.flush()
+        return acc.totals
+
+    def _prefix_pass(self, tokens: tuple[int, ...]):
+        """Pass A, remembered across batches: only tokens beyond the remembered prefix are computed.
+
+        Consecutive batches share most of their prefix (a few-shot primer) but may differ in its
+        last tokens, so the remembered cache is cut back to the common part and extended.
+        """
+        keep = 0
+        if self._a_memo is not None:
+            keep = common_prefix_len(self._a_memo[0], tokens)
+        if keep == len(tokens) and self._a_memo is not None and len(self._a_memo[0]) == keep:
+            return self._a_memo[1], self._a_memo[2]
+        if keep > 0:
+            _, hidden_memo, cache_memo = self._a_memo
+            past = _slice_positions(cache_memo, keep)
+            hidden_kept = hidden_memo[:, :keep]
+        else:
+            past, hidden_kept = None, None
+        if keep < len(tokens):
+            ids = torch.tensor([tokens[keep:]], device=self.device)
+            positions = torch.arange(keep, len(tokens), device=self.device)[None, :]
+            mask = torch.ones(1, len(tokens), dtype=torch.long, device=self.device)
+            hidden_new, cache = self._forward(ids, mask, positions, past, True)
+            hidden = hidden_new if hidden_kept is None else torch.cat([hidden_kept, hidden_new], 1)
+        else:
+            hidden, cache = hidden_kept, past
+        self._a_memo = (tokens, hidden, cache)
+        return hidden, cache
+
+    def _pad(self, rows: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-pad token rows; the mask marks real tokens."""
+        width = max(1, max(len(r) for r in rows))
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def _forward(self, ids, mask, positions, past, use_cache):
+        out = self.base(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=use_cache
+        )
+        return out.last_hidden_state, out.past_key_values if use_cache else None
+
+    def logprobs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Log-softmax over the vocabulary for the given final hidden states (only where needed)."""
+        logits = self.head(hidden).float()
+        config = self.model.config
+        if getattr(config, "logit_scale", None):
+            logits = logits * config.logit_scale
+        cap = getattr(config, "final_logit_softcapping", None)
+        if cap:
+            logits = torch.tanh(logits / cap) * cap
+        return torch.log_softmax(logits, dim=-1)
+
+
+class _Accumulator:
+    """Collects the hidden states at positions whose next token is a target, then scores them at once."""
+
+    def __init__(self, model: HFModel):
+        self.model = model
+        self.totals: dict[int, list] = {}
+        self._hidden: list[torch.Tensor] = []
+        self._owner: list[int] = []
+        self._target: list[int] = []
+
+    def add(self, member: int, row_hidden: torch.Tensor, row_start: int, lo: int, hi: int, req: TokenRequest):
+        """Positions q in [lo, hi) ∩ [ctx_len-1, feed_end) of ``req`` live at row_hidden[q - row_start]."""
+        first = max(lo, req.ctx_len - 1)
+        last = min(hi, req.feed_end)
+        self.totals.setdefault(member, [0.0, True])
+        if first >= last:
+            return
+        self._hidden.append(row_hidden[first - row_start : last - row_start])
+        self._owner.extend([member] * (last - first))
+        self._target.extend(req.seq[first + 1 : last + 1])
+
+    def flush(self):
+        if not self._hidden:
+            return
+        logprobs = self.model.logprobs(torch.cat(self._hidden))
+        target = torch.tensor(self._target, device=logprobs.device)
+        picked = logprobs.gather(1, target[:, None])[:, 0].tolist()
+        greedy = (logprobs.argmax(-1) == target).tolist()
+        for member, lp, g in zip(self._owner, picked, greedy):
+            total = self.totals[member]
+            total[0] += lp
+            total[1] = total[1] and g
+        self._hidden, self._owner, self._target = [], [], []
+
+
+def _select_rows(cache, rows: torch.Tensor):
+    """A new key/value cache holding the given batch rows (repeats allowed) of ``cache``."""
+    from transformers import DynamicCache
+
+    return DynamicCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows)) for layer in cache.layers])
+
+
+
+
+def _slice_positions(cache, length: int):
+    """A new key/value cache holding the first ``length`` positions of ``cache``."""
+    from transformers import DynamicCache
+
+    return DynamicCache([(layer.keys[:, :, :length], layer.values[:, :, :length]) for layer in cache.layers])

@@ -1,0 +1,1 @@
+"""Scorers: turn model responses into numbers (toxicity, ...)."""

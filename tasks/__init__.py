@@ -1,0 +1,1 @@
+"""evalsuite's own task plugins, one module per task family (importable as ``evalsuite.tasks``)."""
