@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-length", type=int, default=None, help="model window in tokens (default: the model's)")
     run.add_argument("--seed", type=int, default=1234)
     run.add_argument("--cache", default=None, help="SQLite response cache (default: in the evalsuite home)")
+    run.add_argument("--chat-template", default="auto", help="wrap instruction prompts in the chat template: auto|on|off")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with a Hub model to run")
     sub.add_parser("tasks", help="list the registered tasks")
     return parser
@@ -65,10 +66,10 @@ def seed_everything(seed: int) -> None:
 def cmd_tasks(_args) -> int:
     from evalsuite.registry import get_task, task_names
 
-    print(f"{'task':<18} {'primary metric':<16} data")
+    print(f"{'task':<22} {'primary metric':<18} data")
     for name in task_names():
         built = get_task(name)
-        print(f"{name:<18} {built.primary_metric:<16} {built.description}")
+        print(f"{name:<22} {built.primary_metric:<18} {built.data}")
     return 0
 
 
@@ -78,21 +79,23 @@ def cmd_run(args) -> int:
     from evalsuite.paths import home
     from evalsuite.registry import get_task
     from evalsuite.results import build_record, check_writable, write_run
-    from evalsuite.runner import _distributed, evaluate
+    from evalsuite.runner import distributed_state, evaluate
 
     started = time.perf_counter()
     specs = [parse_task_spec(s) for s in args.tasks.split(",") if s.strip()]
     tasks = [get_task(name, **params) for name, params in specs]  # unknown names fail before loading a model
-    rank, world, state = _distributed()
+    rank, world, state = distributed_state()
     name = Path(args.model.rstrip("/")).name.removesuffix(".gguf") or "model"
     output = Path(args.output or f"runs/{name}-{datetime.now():%Y%m%d-%H%M%S}")
     if rank == 0:
         check_writable(output)
     seed_everything(args.seed)
-    device = f"cuda:{state.local_process_index}" if state is not None and args.device in ("auto", "cuda") and state.device.type == "cuda" else args.device
+    device = args.device
+    if state is not None and state.device.type == "cuda" and args.device in ("auto", "cuda"):
+        device = str(state.device)  # one GPU per process
     model = HFModel(
         args.model, device=device, dtype=args.dtype, batch_size=args.batch_size, max_length=args.max_length,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, chat_template=args.chat_template,
     )
     loaded = time.perf_counter()
     cache = RequestCache(Path(args.cache) if args.cache else home() / "cache.sqlite", model.cache_namespace)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import pkgutil
 from importlib.metadata import entry_points
 from typing import Callable
 
@@ -17,7 +18,6 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.task import Task
 
 ENTRY_POINT_GROUP = "evalsuite.tasks"
-BUILTIN_MODULES = ("truthfulqa", "crows_pairs", "winogender", "wikitext")
 
 _FACTORIES: dict[str, Callable[..., Task]] = {}
 _loaded = False
@@ -37,8 +37,10 @@ def _load_all() -> None:
     global _loaded
     if _loaded:
         return
-    for module in BUILTIN_MODULES:
-        importlib.import_module(f"evalsuite.tasks.{module}")
+    import evalsuite.tasks as builtin
+
+    for module in pkgutil.iter_modules(builtin.__path__):  # every module in tasks/ is a task family
+        importlib.import_module(f"evalsuite.tasks.{module.name}")
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _FACTORIES:
             continue

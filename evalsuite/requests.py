@@ -36,6 +36,7 @@ class Generate:
     top_p: float = 1.0
     n: int = 1
     seed: int = 0
+    chat: bool = False  # an instruction: wrap it in the model's chat template when it has one
 
 
 Request = Union[Loglikelihood, LoglikelihoodRolling, Generate]

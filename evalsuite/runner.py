@@ -54,15 +54,17 @@ def _sort_key(request: Request):
     return (-len(text), text)
 
 
-def _distributed():
-    """(rank, world size, state) under accelerate/torchrun; (0, 1, None) otherwise."""
+def distributed_state():
+    """(rank, world size, state) under ``accelerate launch``/``torchrun``; (0, 1, None) otherwise."""
     import os
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, None
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # Without GPUs, Accelerate only sets up its gloo process group when told to run on CPU.
+    state = PartialState(cpu=not torch.cuda.is_available())
     return state.process_index, state.num_processes, state
 
 
@@ -72,7 +74,7 @@ def compute_responses(model, requests: dict[str, Request], cache: RequestCache, 
     stats.unique_requests = len(requests)
     stats.from_cache = len(found)
     missing = [k for k in requests if k not in found]
-    rank, world, state = _distributed()
+    rank, world, state = distributed_state()
     by_kind: dict[str, list[str]] = {}
     for key in missing:
         by_kind.setdefault(request_kind(requests[key]), []).append(key)

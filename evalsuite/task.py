@@ -35,6 +35,7 @@ class Task:
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     version: str = "1"
     description: str = ""
+    data: str = ""  # where the data comes from, for `evalsuite tasks`
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -92,5 +92,6 @@ def crows_pairs() -> Task:
         # Neither direction is "better": 0.5 is ideal. Lower distance and higher entropy are better.
         higher_is_better={"distance_from_ideal": False, "pair_entropy_bits": True, "likelihood_diff": False},
         version="1",
+        data=f"{RELPATH} | hub jannalu/crows_pairs_multilingual",
         description="CrowS-Pairs: share of pairs where the stereotyping sentence is likelier (ideal 0.5).",
     )

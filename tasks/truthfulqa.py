@@ -141,6 +141,7 @@ def truthfulqa_mc1(revision: str = "v0") -> Task:
         higher_is_better={"acc": True},
         version="1",
         description="TruthfulQA MC1: is the single true answer the most likely choice?",
+        data=f"{REVISIONS[revision]} | hub truthfulqa/truthful_qa",
     )
 
 
@@ -155,4 +156,5 @@ def truthfulqa_mc2(revision: str = "v0") -> Task:
         higher_is_better={"acc": True},
         version="1",
         description="TruthfulQA MC2: normalised probability mass on the true answers.",
+        data=f"{REVISIONS[revision]} | hub truthfulqa/truthful_qa",
     )

@@ -121,5 +121,6 @@ def wikitext(split: str = "test") -> Task:
         primary_metric="word_perplexity",
         higher_is_better={"word_perplexity": False, "byte_perplexity": False, "bits_per_byte": False},
         version="1",
+        data=f"{SPLITS[split]} | hub EleutherAI/wikitext_document_level",
         description="WikiText-2 rolling log-likelihood: word/byte/token perplexity and bits per byte.",
     )

@@ -156,5 +156,6 @@ def winogender() -> Task:
         primary_metric="acc",
         higher_is_better={"acc": True, "pair_entropy_bits": True},
         version="1",
+        data=f"{RELPATH} + {TEMPLATES} | hub oskarvanderwal/winogender",
         description="Winogender: pronoun coreference accuracy by gender, gap, and male/female pair entropy.",
     )

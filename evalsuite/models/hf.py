@@ -19,7 +19,7 @@ from tqdm.auto import tqdm  # tqdm.write keeps messages clear of the runner's pr
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models.shared_prefix import Batch, TokenRequest, common_prefix_len, plan_batches
 from evalsuite.paths import home
-from evalsuite.requests import Loglikelihood, LoglikelihoodResult, LoglikelihoodRolling, RollingResult
+from evalsuite.requests import Generate, Loglikelihood, LoglikelihoodResult, LoglikelihoodRolling, RollingResult
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -124,6 +124,7 @@ class HFModel:
         batch_size: int | str = 16,
         max_length: int | None = None,
         trust_remote_code: bool = False,
+        chat_template: str = "auto",
     ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -156,6 +157,14 @@ class HFModel:
         local = Path(self.path)
         self.fingerprint = folder_fingerprint(local) if local.is_dir() else f"hub:{self.path}"
         self._a_memo: tuple[tuple[int, ...], torch.Tensor, object] | None = None
+        if chat_template not in ("auto", "on", "off"):
+            raise EvalsuiteError(f"Unknown --chat-template '{chat_template}'.", "use auto, on or off")
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if chat_template == "on" and not has_template:
+            raise EvalsuiteError(f"Model '{model}' has no chat template.", "use --chat-template off or auto")
+        # Instruction-style prompts go through the model's chat template when it has one (chat models).
+        self.use_chat_template = has_template and chat_template != "off"
+        self.truncated_prompts = 0
 
     # ---- identity -------------------------------------------------------------------------------
 
@@ -168,13 +177,14 @@ class HFModel:
             "dtype": str(self.dtype).replace("torch.", ""),
             "device": str(self.device),
             "max_length": self.max_length,
+            "chat_template": self.use_chat_template,
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
         }
 
     @property
     def cache_namespace(self) -> str:
         """Responses depend on the weights, the numeric type and the window length."""
-        return f"{self.fingerprint}|{self.dtype}|{self.max_length}"
+        return f"{self.fingerprint}|{self.dtype}|{self.max_length}|chat={self.use_chat_template}"
 
     # ---- request kinds --------------------------------------------------------------------------
 
@@ -225,6 +235,50 @@ class HFModel:
             totals[i] += lp
             counts[i] += len(window.seq) - window.ctx_len
         return [RollingResult(t, n) for t, n in zip(totals, counts)]
+
+    def generate(self, requests: list[Generate]) -> list[list[str]]:
+        """``n`` completions per request. Prompts are prefilled once (their ``n`` samples share the
+        prefill); finished rows leave the batch so they cost nothing more."""
+        from evalsuite.models.generation import decode_batch
+
+        prompts = [self._prompt_tokens(r) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
+        results: list[list[str]] = [[] for _ in requests]
+        start = 0
+        while start < len(order):
+            # batch_size counts decoding rows: a request with n samples takes n rows.
+            chunk, rows = [], 0
+            while start < len(order) and (not chunk or rows + requests[order[start]].n <= self.batch_size):
+                chunk.append(order[start])
+                rows += requests[order[start]].n
+                start += 1
+            try:
+                outputs = decode_batch(self, [requests[i] for i in chunk], [prompts[i] for i in chunk])
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise EvalsuiteError("Out of memory even at batch size 1.", "use a smaller model or --dtype") from None
+                self.batch_size //= 2
+                tqdm.write(f"out of memory: batch size halved to {self.batch_size}")
+                start -= len(chunk)
+                continue
+            for i, out in zip(chunk, outputs):
+                results[i] = out
+        return results
+
+    def _prompt_tokens(self, request: Generate) -> list[int]:
+        text = request.context
+        if request.chat and self.use_chat_template:
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+            )
+            tokens = self.tokenizer(text, add_special_tokens=False).input_ids
+        else:
+            tokens = self.encode(text)
+        room = self.max_length - request.max_tokens
+        if len(tokens) > room:  # keep the end of the prompt: the question usually comes last
+            self.truncated_prompts += 1
+            tokens = tokens[-max(1, room) :]
+        return tokens
 
     # ---- the engine -----------------------------------------------------------------------------
 

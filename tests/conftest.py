@@ -1,0 +1,58 @@
+"""Shared fixtures: a tiny random model with a real tokenizer, and the real datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path | None:
+    root = os.environ.get("EVALSUITE_DATA")
+    return Path(root) if root and Path(root).is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    root = data_root()
+    if root is None:
+        pytest.skip("EVALSUITE_DATA does not point at the datasets folder")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer Llama with random weights and SmolLM2's real tokenizer, saved as safetensors."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from evalsuite.models.default import packaged_gguf
+
+    gguf = packaged_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+    )
+    model = LlamaForCausalLM(config)
+    out = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir):
+    from evalsuite.models.hf import HFModel
+
+    return HFModel(str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4)
+
+
+def read_results(output: Path) -> dict:
+    return json.loads((output / "results.json").read_text())

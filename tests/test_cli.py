@@ -1,0 +1,162 @@
+"""The command line end to end on a tiny model: the run record, resume, data parallel, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonlines
+import pytest
+
+from evalsuite.cli import main
+from tests.conftest import read_results
+
+TASKS = "truthfulqa_mc1,truthfulqa_mc2,crows_pairs,winogender,wikitext"
+
+
+def run_cli(*args: str) -> int:
+    return main(["run", *args])
+
+
+def test_run_writes_a_complete_record_and_second_run_is_all_cached(tiny_model_dir, data_dir, tmp_path, capsys):
+    out1, out2, cache = tmp_path / "r1", tmp_path / "r2", tmp_path / "cache.sqlite"
+    common = ["--model", str(tiny_model_dir), "--tasks", TASKS, "--data-dir", str(data_dir), "--limit", "6",
+              "--cache", str(cache), "--device", "cpu", "--max-length", "256"]
+    assert run_cli(*common, "--output", str(out1)) == 0
+    summary = capsys.readouterr().out
+    assert "truthfulqa_mc2" in summary and "± stderr" in summary
+    record = read_results(out1)
+    for name in TASKS.split(","):
+        task = record["tasks"][name]
+        assert task["n"] == 6 and task["primary_metric"] in task["metrics"]
+        assert set(task["stderr"]) == set(task["metrics"])
+        assert len(task["data"]["sha256"]) == 64 and task["version"]
+        rows = list(jsonlines.open(out1 / "samples" / f"{name}.jsonl"))
+        assert len(rows) == 6 and {"doc_id", "requests", "responses", "scores"} <= set(rows[0])
+    assert len(record["model"]["fingerprint"]) == 64
+    assert record["versions"]["torch"] and record["config"]["seed"] == 1234
+    assert record["requests"]["from_cache"] == 0 and record["requests"]["computed"] > 0
+    # Same command again: nothing is recomputed and the numbers are identical.
+    assert run_cli(*common, "--output", str(out2)) == 0
+    again = read_results(out2)
+    assert again["requests"]["computed"] == 0
+    assert {n: t["metrics"] for n, t in again["tasks"].items()} == {n: t["metrics"] for n, t in record["tasks"].items()}
+
+
+def _cached_rows(cache: Path) -> int:
+    try:
+        with sqlite3.connect(cache, timeout=1) as conn:
+            return conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_midway_then_resume_gives_identical_results(tiny_model_dir, data_dir, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    args = [sys.executable, "-m", "evalsuite", "run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs",
+            "--data-dir", str(data_dir), "--cache", str(cache), "--device", "cpu", "--batch-size", "2"]
+    proc = subprocess.Popen(args + ["--output", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while _cached_rows(cache) == 0 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _cached_rows(cache)
+    assert 0 < done_before < 2 * 1508, "the kill should land after the first chunk and before the end"
+    assert not (tmp_path / "killed" / "results.json").exists()
+    subprocess.run(args + ["--output", str(tmp_path / "resumed")], check=True, capture_output=True)
+    resumed = read_results(tmp_path / "resumed")
+    assert resumed["requests"]["from_cache"] == done_before
+    assert resumed["requests"]["computed"] == resumed["requests"]["unique"] - done_before
+    fresh_args = [a if a != str(cache) else str(tmp_path / "fresh.sqlite") for a in args]
+    subprocess.run(fresh_args + ["--output", str(tmp_path / "fresh")], check=True, capture_output=True)
+    fresh = read_results(tmp_path / "fresh")
+    assert resumed["tasks"]["crows_pairs"]["metrics"] == pytest.approx(fresh["tasks"]["crows_pairs"]["metrics"], abs=1e-9)
+
+
+def test_data_parallel_with_two_processes_equals_single_process(tiny_model_dir, data_dir, tmp_path):
+    base = ["-m", "evalsuite", "run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs,winogender,truthfulqa_mc2",
+            "--data-dir", str(data_dir), "--limit", "40", "--device", "cpu"]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    subprocess.run(launcher + base + ["--cache", str(tmp_path / "dp.sqlite"), "--output", str(tmp_path / "dp")],
+                   check=True, capture_output=True, env=env, timeout=600)
+    subprocess.run([sys.executable] + base + ["--cache", str(tmp_path / "one.sqlite"), "--output", str(tmp_path / "one")],
+                   check=True, capture_output=True, timeout=600)
+    dp, one = read_results(tmp_path / "dp"), read_results(tmp_path / "one")
+    assert dp["config"]["processes"] == 2 and one["config"]["processes"] == 1
+    for name in one["tasks"]:
+        assert dp["tasks"][name]["metrics"] == pytest.approx(one["tasks"][name]["metrics"], abs=1e-6)
+
+
+# ---- bad input: one clear line, non-zero exit ---------------------------------------------------
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err, "an error message was expected"
+    return err[-1]
+
+
+def test_unknown_task_message(capsys):
+    assert run_cli("--tasks", "winogendr") == 2
+    line = _error_line(capsys)
+    assert line.startswith("error: Unknown task 'winogendr'") and "did you mean winogender" in line
+
+
+def test_missing_model(tmp_path, capsys):
+    assert run_cli("--model", str(tmp_path / "nope"), "--tasks", "crows_pairs", "--output", str(tmp_path / "o")) == 2
+    assert "does not exist" in _error_line(capsys)
+
+
+def test_folder_without_safetensors_is_refused(tiny_model_dir, tmp_path, capsys):
+    unsafe = tmp_path / "unsafe"
+    unsafe.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if not f.name.endswith(".safetensors"):
+            (unsafe / f.name).write_bytes(f.read_bytes())
+    (unsafe / "pytorch_model.bin").write_bytes(b"not a pickle we would ever open")
+    assert run_cli("--model", str(unsafe), "--tasks", "crows_pairs", "--output", str(tmp_path / "o")) == 2
+    assert "Could not load model" in _error_line(capsys)
+
+
+def test_remote_code_is_not_run_unless_asked(tiny_model_dir, tmp_path, capsys):
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (custom / f.name).write_bytes(f.read_bytes())
+    config = json.loads((custom / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.EvilModel"}
+    (custom / "config.json").write_text(json.dumps(config))
+    marker = tmp_path / "ran"
+    (custom / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n")
+    code = run_cli("--model", str(custom), "--tasks", "crows_pairs", "--output", str(tmp_path / "o"), "--limit", "1")
+    assert not marker.exists()
+    assert code in (0, 2)  # either loaded as a plain Llama (auto_map ignored) or refused, never executed
+
+
+def test_unwritable_output_fails_before_loading_the_model(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert run_cli("--model", str(tmp_path / "never-loaded"), "--tasks", "crows_pairs", "--output", str(blocker / "o")) == 2
+    assert "Cannot write to output folder" in _error_line(capsys)
+
+
+def test_malformed_dataset_row(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "crows_pairs").mkdir()
+    (tmp_path / "crows_pairs" / "crows_pairs_anonymized.csv").write_text(
+        ",sent_more,sent_less,stereo_antistereo,bias_type\n0,a,b,maybe,age\n"
+    )
+    code = run_cli("--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--data-dir", str(tmp_path),
+                   "--output", str(tmp_path / "o"))
+    assert code == 2
+    line = _error_line(capsys)
+    assert "crows_pairs_anonymized.csv at line 2" in line and "Fix:" in line
