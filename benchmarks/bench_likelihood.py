@@ -164,6 +164,7 @@ class Measured:
     sys_s: float = float("nan")
     peak_rss_mib: float = float("nan")
     own_timings: dict = field(default_factory=dict)
+    load_avg_before: float = float("nan")  # 1-minute load average at the start: is the machine busy?
     metrics: dict = field(default_factory=dict)  # task -> evalsuite metric name -> value
     log: str = ""
 
@@ -174,6 +175,7 @@ def measure(cmd: list[str], env: dict, log_path: Path, live: bool) -> Measured:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
         out = None if live else log
+        load = os.getloadavg()[0]
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -185,6 +187,7 @@ def measure(cmd: list[str], env: dict, log_path: Path, live: bool) -> Measured:
         user_s=usage.ru_utime,
         sys_s=usage.ru_stime,
         peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
+        load_avg_before=load,
         log=str(log_path),
     )
 
@@ -309,7 +312,7 @@ def group_rows(report: dict) -> list[list[str]]:
 
 
 def metric_rows(report: dict) -> list[list[str]]:
-    rows = [["group", "task", "metric", "evalsuite", "lm-eval", "|diff|"]]
+    rows = [["group", "task", "metric", "evalsuite", "lm-eval", "abs diff"]]
     for g in report["groups"]:
         for m in g["metrics"]:
             rows.append([g["group"], m["task"], m["metric"], _num(m["evalsuite"], 6), _num(m["lm-eval"], 6),
@@ -317,18 +320,20 @@ def metric_rows(report: dict) -> list[list[str]]:
     return rows
 
 
-def text_table(rows: list[list[str]]) -> str:
+def text_table(rows: list[list[str]], text_cols: int) -> str:
+    """Plain-text table; the first ``text_cols`` columns are left-aligned, the numbers right-aligned."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        lines.append("  ".join(c.ljust(w) if j < text_cols else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join("---" if i < 3 else "---:" for i in range(len(rows[0]))) + "|"]
+def markdown_table(rows: list[list[str]], text_cols: int) -> str:
+    align = ["---" if i < text_cols else "---:" for i in range(len(rows[0]))]
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(lines)
 
@@ -346,8 +351,8 @@ def setup_line(report: dict) -> str:
 
 def write_markdown(path: Path, report: dict) -> None:
     text = (
-        "### Speed and memory\n\n" + markdown_table(group_rows(report)) + "\n\n"
-        "### Metrics\n\n" + markdown_table(metric_rows(report)) + "\n\n" + setup_line(report) + "\n"
+        "### Speed and memory\n\n" + markdown_table(group_rows(report), 2) + "\n\n"
+        "### Metrics\n\n" + markdown_table(metric_rows(report), 3) + "\n\n" + setup_line(report) + "\n"
     )
     path.write_text(text, encoding="utf-8")
 
@@ -475,7 +480,7 @@ def main(argv=None) -> int:
                     return None
                 return {"returncode": m.returncode, "wall_s": round(m.wall_s, 3), "user_s": round(m.user_s, 3),
                         "sys_s": round(m.sys_s, 3), "peak_rss_mib": round(m.peak_rss_mib, 1),
-                        "own_timings": m.own_timings}
+                        "own_timings": m.own_timings, "load_avg_before": round(m.load_avg_before, 2)}
 
             report["groups"].append({
                 "group": group, "tasks": tasks, "evalsuite": as_dict(es), "lm-eval": as_dict(lm),
@@ -488,9 +493,9 @@ def main(argv=None) -> int:
             shutil.rmtree(tmp_root, ignore_errors=True)
 
     print()
-    print(text_table(group_rows(report)))
+    print(text_table(group_rows(report), 2))
     print()
-    print(text_table(metric_rows(report)))
+    print(text_table(metric_rows(report), 3))
     print()
     print(setup_line(report))
     over = [m for g in report["groups"] for m in g["metrics"]

@@ -26,9 +26,8 @@ CREATE TABLE IF NOT EXISTS responses (
 
 
 class RequestCache:
-    def __init__(self, path: Path, namespace: str):
+    def __init__(self, path: Path):
         self.path = Path(path)
-        self.namespace = namespace
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             # Several data-parallel processes may write at once: WAL + a generous busy timeout.
@@ -41,21 +40,22 @@ class RequestCache:
                 f"The cache {self.path} cannot be opened ({err}).", "delete it, or pass --cache another/path.sqlite"
             ) from None
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, object]:
+    def get_many(self, namespace: str, keys: Iterable[str]) -> dict[str, object]:
+        """Cached responses of ``keys`` under ``namespace`` (the identity of whatever computed them)."""
         keys = list(keys)
         found: dict[str, object] = {}
         for start in range(0, len(keys), 500):  # SQLite caps the number of bound parameters
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT key, response FROM responses WHERE namespace=? AND key IN ({marks})", [self.namespace, *chunk]
+                f"SELECT key, response FROM responses WHERE namespace=? AND key IN ({marks})", [namespace, *chunk]
             )
             found.update((key, json.loads(resp)) for key, resp in rows)
         return found
 
-    def put_many(self, items: Iterable[tuple[str, str, object]]) -> None:
+    def put_many(self, namespace: str, items: Iterable[tuple[str, str, object]]) -> None:
         """Store (key, kind, response) triples in one transaction."""
-        rows = [(self.namespace, key, kind, json.dumps(resp)) for key, kind, resp in items]
+        rows = [(namespace, key, kind, json.dumps(resp)) for key, kind, resp in items]
         try:
             with self.conn:
                 self.conn.executemany("INSERT OR REPLACE INTO responses VALUES (?,?,?,?)", rows)

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-length", type=int, default=None, help="model window in tokens (default: the model's)")
     run.add_argument("--seed", type=int, default=1234)
     run.add_argument("--cache", default=None, help="SQLite response cache (default: in the evalsuite home)")
+    run.add_argument("--toxicity-scorer", default="bilstm", help="bilstm (offline), detoxify, perspective or auto")
+    run.add_argument("--judge", default="minilm", help="judge for judged metrics: 'minilm' (offline) or a model")
     run.add_argument("--chat-template", default="auto", help="wrap instruction prompts in the chat template: auto|on|off")
     run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with a Hub model to run")
     sub.add_parser("tasks", help="list the registered tasks")
@@ -80,6 +82,7 @@ def cmd_run(args) -> int:
     from evalsuite.registry import get_task
     from evalsuite.results import build_record, check_writable, write_run
     from evalsuite.runner import distributed_state, evaluate
+    from evalsuite.scorers.scorer_set import ScorerSet
 
     started = time.perf_counter()
     specs = [parse_task_spec(s) for s in args.tasks.split(",") if s.strip()]
@@ -98,15 +101,17 @@ def cmd_run(args) -> int:
         trust_remote_code=args.trust_remote_code, chat_template=args.chat_template,
     )
     loaded = time.perf_counter()
-    cache = RequestCache(Path(args.cache) if args.cache else home() / "cache.sqlite", model.cache_namespace)
-    results, stats = evaluate(model, tasks, args.data_dir, args.limit, cache)
+    cache = RequestCache(Path(args.cache) if args.cache else home() / "cache.sqlite")
+    scorers = ScorerSet(toxicity=args.toxicity_scorer, judge=args.judge, device=device)
+    results, stats = evaluate(model, tasks, args.data_dir, args.limit, cache, scorers)
     if rank != 0:
         return 0
     config = {k: v for k, v in vars(args).items() if k != "command"} | {
         "batch_size": model.batch_size, "processes": world, "data_dir": args.data_dir or os.environ.get("EVALSUITE_DATA"),
     }
     timings = {"total_seconds": round(time.perf_counter() - started, 3), "model_load_seconds": round(loaded - started, 3)}
-    record = build_record(config, model.describe(), results, stats, timings)
+    record = build_record(config, model.describe() | {"truncated_prompts": model.truncated_prompts}, results, stats,
+                          timings, scorers.describe())
     write_run(output, record, results)
     print_summary(record)
     print(f"\nrun record: {output}/results.json ({stats.computed} requests computed, {stats.from_cache} from cache)")

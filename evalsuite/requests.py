@@ -39,7 +39,19 @@ class Generate:
     chat: bool = False  # an instruction: wrap it in the model's chat template when it has one
 
 
-Request = Union[Loglikelihood, LoglikelihoodRolling, Generate]
+@dataclass(frozen=True)
+class Score:
+    """A number for ``text`` from a scorer, not the model under test: ``"toxicity"`` (probability
+    that ``text`` is toxic) or ``"judge:<template>"`` (a judge's probability of "yes" for ``text``
+    given ``context``, e.g. ``judge:supported`` with the source passage as context).
+    The response is ``None`` when the scorer failed on it: a missing value, never a 0."""
+
+    scorer: str
+    text: str
+    context: str = ""
+
+
+Request = Union[Loglikelihood, LoglikelihoodRolling, Generate, Score]
 
 
 class LoglikelihoodResult(NamedTuple):
@@ -69,4 +81,6 @@ def response_from_json(request: Request, value):
         return LoglikelihoodResult(*value)
     if isinstance(request, LoglikelihoodRolling):
         return RollingResult(*value)
+    if isinstance(request, Score):
+        return value
     return list(value)

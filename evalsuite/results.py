@@ -49,6 +49,7 @@ def task_record(res: TaskResult, model_share: float) -> dict:
         "metrics": {k: m.value for k, m in res.metrics.items()},
         "stderr": {k: m.stderr for k, m in res.metrics.items()},
         "n": len(res.docs),
+        "missing_responses": res.missing,
         "higher_is_better": task.higher_is_better,
         "version": task.version,
         "params": task.params,
@@ -58,7 +59,9 @@ def task_record(res: TaskResult, model_share: float) -> dict:
     }
 
 
-def build_record(config: dict, model_info: dict, results: list[TaskResult], stats: RunStats, timings: dict) -> dict:
+def build_record(
+    config: dict, model_info: dict, results: list[TaskResult], stats: RunStats, timings: dict, scorers: dict
+) -> dict:
     tasks = {}
     for res in results:
         # Model time is shared across tasks (requests are merged); attribute it by request count.
@@ -70,6 +73,7 @@ def build_record(config: dict, model_info: dict, results: list[TaskResult], stat
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "config": config,
         "model": model_info,
+        "scorers": scorers,
         "versions": versions(),
         "tasks": tasks,
         "requests": {"unique": stats.unique_requests, "from_cache": stats.from_cache, "computed": stats.computed},

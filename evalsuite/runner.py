@@ -18,13 +18,15 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from evalsuite.cache import RequestCache
-from evalsuite.requests import Request, request_key, request_kind, response_from_json
+from evalsuite.errors import EvalsuiteError
+from evalsuite.requests import Request, Score, request_key, request_kind, response_from_json
 from evalsuite.stats import Metric
 from evalsuite.task import Dataset, Doc, Task
 
-METHODS = {"Loglikelihood": "loglikelihood", "LoglikelihoodRolling": "loglikelihood_rolling", "Generate": "generate"}
+METHODS = {"Loglikelihood": "loglikelihood", "LoglikelihoodRolling": "loglikelihood_rolling", "Generate": "generate",
+           "Score": "score"}
 # Requests per chunk: small enough that an interrupted run loses little, large enough to batch well.
-CHUNK = {"Loglikelihood": 512, "LoglikelihoodRolling": 4, "Generate": 64}
+CHUNK = {"Loglikelihood": 512, "LoglikelihoodRolling": 4, "Generate": 64, "Score": 64}
 
 
 @dataclass
@@ -36,6 +38,7 @@ class TaskResult:
     responses: list[list[Any]] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Metric] = field(default_factory=dict)
+    missing: int = 0  # responses that are None: failed scorer calls, reported, never counted as 0
     seconds: float = 0.0
 
 
@@ -68,29 +71,43 @@ def distributed_state():
     return state.process_index, state.num_processes, state
 
 
-def compute_responses(model, requests: dict[str, Request], cache: RequestCache, stats: RunStats) -> dict[str, Any]:
-    """Responses (JSON form) for every key, from the cache where possible, else from the model."""
-    found = cache.get_many(requests)
-    stats.unique_requests = len(requests)
-    stats.from_cache = len(found)
-    missing = [k for k in requests if k not in found]
+def _namespace(request: Request, model, scorers) -> str:
+    return scorers.namespace(request.scorer) if isinstance(request, Score) else model.cache_namespace
+
+
+def _call(model, scorers, kind: str, batch: list[Request]) -> list:
+    if kind == "Score":
+        try:
+            return scorers.score(batch)
+        except EvalsuiteError:
+            raise  # misconfiguration (a missing API key, ...): stop cleanly, the cache keeps the rest
+        except Exception as err:  # a scorer that breaks mid-run: these become missing values, the run goes on
+            tqdm.write(f"warning: scorer {batch[0].scorer} failed on {len(batch)} texts ({err}); counted as missing")
+            return [None] * len(batch)
+    return getattr(model, METHODS[kind])(batch)
+
+
+def compute_responses(model, scorers, requests: dict[str, Request], cache: RequestCache, stats: RunStats) -> dict:
+    """Responses (JSON form) for every key, from the cache where possible, else computed."""
+    groups: dict[tuple[str, str], list[str]] = {}  # (cache namespace, kind) -> keys
+    for key, request in requests.items():
+        groups.setdefault((_namespace(request, model, scorers), request_kind(request)), []).append(key)
     rank, world, state = distributed_state()
-    by_kind: dict[str, list[str]] = {}
-    for key in missing:
-        by_kind.setdefault(request_kind(requests[key]), []).append(key)
+    found: dict[str, Any] = {}
     computed: dict[str, Any] = {}
     started = time.perf_counter()
-    for kind, keys in by_kind.items():
-        keys.sort(key=lambda k: _sort_key(requests[k]))
-        share = -(-len(keys) // world)  # contiguous shards keep shared prefixes on one process
-        mine = keys[rank * share : (rank + 1) * share]
-        method = getattr(model, METHODS[kind])
-        bar = tqdm(total=len(mine), desc=f"{METHODS[kind]}", unit="req", disable=rank != 0 or not mine)
+    for (namespace, kind), keys in groups.items():
+        hits = cache.get_many(namespace, keys)
+        found.update(hits)
+        missing = sorted((k for k in keys if k not in hits), key=lambda k: _sort_key(requests[k]))
+        share = -(-len(missing) // world)  # contiguous shards keep shared prefixes on one process
+        mine = missing[rank * share : (rank + 1) * share]
+        bar = tqdm(total=len(mine), desc=METHODS[kind], unit="req", disable=rank != 0 or not mine)
         for start in range(0, len(mine), CHUNK[kind]):
             chunk = mine[start : start + CHUNK[kind]]
-            outputs = method([requests[k] for k in chunk])
-            rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, outputs)]
-            cache.put_many(rows)
+            rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, _call(model, scorers, kind, [requests[k] for k in chunk]))]
+            # A failed score is not cached, so the next run tries it again.
+            cache.put_many(namespace, [row for row in rows if row[2] is not None])
             computed.update((k, v) for k, _, v in rows)
             bar.update(len(chunk))
         bar.close()
@@ -100,8 +117,10 @@ def compute_responses(model, requests: dict[str, Request], cache: RequestCache, 
         state.wait_for_everyone()
         for part in gather_object([computed]):
             computed.update(part)
-    stats.computed = len(missing)
-    stats.model_seconds = time.perf_counter() - started
+    stats.unique_requests += len(requests)
+    stats.from_cache += len(found)
+    stats.computed += len(computed)
+    stats.model_seconds += time.perf_counter() - started
     return found | computed
 
 
@@ -109,22 +128,37 @@ def _jsonable(response):
     return list(response) if isinstance(response, tuple) else response
 
 
-def evaluate(model, tasks: list[Task], data_dir, limit: int | None, cache: RequestCache) -> tuple[list[TaskResult], RunStats]:
+def _respond(stage: list[list[list[Request]]], model, scorers, cache, stats) -> list[list[list[Any]]]:
+    """Compute one stage's requests (per task, per document) for every task at once; typed responses."""
+    unique = {request_key(r): r for per_task in stage for reqs in per_task for r in reqs}
+    responses = compute_responses(model, scorers, unique, cache, stats)
+    return [[[response_from_json(r, responses[request_key(r)]) for r in reqs] for reqs in per_task] for per_task in stage]
+
+
+def evaluate(model, tasks: list[Task], data_dir, limit: int | None, cache: RequestCache, scorers=None):
+    """Score every task; returns the per-task results and request statistics."""
     results = []
     for task in tasks:
         dataset = task.load(data_dir)
         docs = dataset.docs[:limit] if limit else dataset.docs
         results.append(TaskResult(task, dataset, docs, [task.requests(doc) for doc in docs]))
-    unique = {request_key(r): r for res in results for reqs in res.requests for r in reqs}
     stats = RunStats()
-    responses = compute_responses(model, unique, cache, stats)
+    for res, typed in zip(results, _respond([res.requests for res in results], model, scorers, cache, stats)):
+        res.responses = typed
+    # Second stage: requests that depend on the first responses (e.g. toxicity of the generated text).
+    followups = [
+        [res.task.followup(doc, resp) if res.task.followup else [] for doc, resp in zip(res.docs, res.responses)]
+        for res in results
+    ]
+    if any(reqs for per_task in followups for reqs in per_task):
+        for res, extra, typed in zip(results, followups, _respond(followups, model, scorers, cache, stats)):
+            res.requests = [a + b for a, b in zip(res.requests, extra)]
+            res.responses = [a + b for a, b in zip(res.responses, typed)]
     for res in results:
         started = time.perf_counter()
-        for doc, reqs in zip(res.docs, res.requests):
-            typed = [response_from_json(r, responses[request_key(r)]) for r in reqs]
-            res.responses.append(typed)
-            res.scores.append(res.task.score(doc, typed))
+        res.scores = [res.task.score(doc, resp) for doc, resp in zip(res.docs, res.responses)]
         res.metrics = res.task.aggregate(res.docs, res.scores)
+        res.missing = sum(r is None for resps in res.responses for r in resps)
         res.seconds = time.perf_counter() - started
     return results, stats
 

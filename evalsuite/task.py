@@ -31,6 +31,9 @@ class Task:
     requests: Callable[[Doc], list[Request]]
     score: Callable[[Doc, list[Any]], dict[str, Any]]  # one document's responses -> its per-sample scores
     primary_metric: str
+    # Optional second stage, from the first responses: e.g. scoring the toxicity of generated text.
+    # ``score`` then receives the first-stage responses followed by these.
+    followup: Callable[[Doc, list[Any]], list[Request]] | None = None
     aggregate: Callable[[list[Doc], list[dict[str, Any]]], dict[str, Metric]] = field(default=None)  # type: ignore
     higher_is_better: dict[str, bool] = field(default_factory=dict)
     version: str = "1"
