@@ -75,8 +75,7 @@ def write_jsonl(task: str, data_dir: str | None, folder: Path) -> tuple[Path, in
     dataset = get_task(task).load(data_dir)
     path = folder / f"{task}.jsonl"
     with open(path, "w", encoding="utf-8") as handle:
-        for doc in dataset.docs:
-            handle.write(json.dumps(doc, ensure_ascii=False) + "\n")
+        handle.writelines(json.dumps(doc, ensure_ascii=False) + "\n" for doc in dataset.docs)
     return path, len(dataset.docs)
 
 
@@ -248,6 +247,46 @@ def run_lm_eval(tasks, args, model_dir, max_length, workdir: Path, env) -> Measu
     return result
 
 
+def _first_number(value) -> float:
+    while isinstance(value, (list, tuple)):
+        value = value[0]
+    return float(value)  # lm-eval logs numbers as strings
+
+
+def compare_requests(task: str, workdir: Path) -> dict | None:
+    """Request by request: are the texts the same, and how far apart are the log-likelihoods?
+
+    Needs both harnesses' per-sample logs (evalsuite always writes them; lm-eval with --log-samples).
+    Every lm-eval request (context, continuation) or (text,) is looked up among the evalsuite
+    requests of the same document (evalsuite may ask more, e.g. Winogender's whole sentences).
+    """
+    es_path = workdir / "evalsuite-out" / "samples" / f"{task}.jsonl"
+    lm_paths = sorted((workdir / "lm-eval-out").rglob(f"samples_{LM_PREFIX}{task}_*.jsonl"))
+    if not es_path.is_file() or not lm_paths:
+        return None
+    es_docs = [json.loads(line) for line in es_path.read_text(encoding="utf-8").splitlines()]
+    lm_docs = sorted((json.loads(line) for line in lm_paths[-1].read_text(encoding="utf-8").splitlines()),
+                     key=lambda r: r["doc_id"])
+    compared, missing, worst, worst_at = 0, 0, 0.0, None
+    for es_doc, lm_doc in zip(es_docs, lm_docs):
+        es_lp = {}
+        for request, response in zip(es_doc["requests"], es_doc["responses"]):
+            key = tuple(v for k, v in request.items() if k != "kind")
+            es_lp[key] = _first_number(response)
+        args = sorted(lm_doc["arguments"].items(), key=lambda kv: int(kv[0].rsplit("_", 1)[-1]))
+        for (_, arg), response in zip(args, lm_doc["resps"]):
+            key = tuple(arg[k] for k in sorted(arg, key=lambda k: int(k.rsplit("_", 1)[-1])))
+            if key not in es_lp:
+                missing += 1
+                continue
+            diff = abs(es_lp[key] - _first_number(response))
+            compared += 1
+            if diff > worst:
+                worst, worst_at = diff, {"doc_id": lm_doc["doc_id"], "request": key}
+    return {"docs": min(len(es_docs), len(lm_docs)), "requests_compared": compared,
+            "lm_eval_requests_not_in_evalsuite": missing, "max_abs_logprob_diff": worst, "worst": worst_at}
+
+
 def child_env(threads: int, workdir: Path) -> dict:
     env = dict(os.environ)
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -382,7 +421,8 @@ def parse_args(argv=None):
     p.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
     p.add_argument("--markdown", type=Path, default=None, help="write the tables as Markdown here")
     p.add_argument("--tolerance", type=float, default=1e-3, help="flag metric differences above this")
-    p.add_argument("--log-samples", action="store_true", help="lm-eval --log_samples (for per-document checks)")
+    p.add_argument("--log-samples", action="store_true",
+                   help="lm-eval --log_samples, and compare both harnesses request by request (texts, log-likelihoods)")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs, outputs, YAMLs)")
     p.add_argument("--live", action="store_true", help="show the harnesses' own output instead of logging it")
     args = p.parse_args(argv)
@@ -473,6 +513,16 @@ def main(argv=None) -> int:
                     diff = abs(a - b) if a is not None and b is not None else None
                     metrics.append({"task": task, "metric": es_name, "lm_eval_metric": lm_name,
                                     "evalsuite": a, "lm-eval": b, "abs_diff": diff})
+            per_request = {}
+            if args.log_samples and es and lm:
+                for task in tasks:
+                    found = compare_requests(task, workdir)
+                    if found:
+                        per_request[task] = found
+                        print(f"[{group}] {task}: {found['requests_compared']} requests compared, "
+                              f"{found['lm_eval_requests_not_in_evalsuite']} with texts evalsuite did not ask, "
+                              f"max |log-likelihood diff| {found['max_abs_logprob_diff']:.2e}",
+                              file=sys.stderr, flush=True)
             ratio = lm.wall_s / es.wall_s if es and lm and es.returncode == 0 and lm.returncode == 0 else None
 
             def as_dict(m: Measured | None):
@@ -485,6 +535,7 @@ def main(argv=None) -> int:
             report["groups"].append({
                 "group": group, "tasks": tasks, "evalsuite": as_dict(es), "lm-eval": as_dict(lm),
                 "speed_ratio": round(ratio, 3) if ratio else None, "metrics": metrics,
+                **({"per_request": per_request} if per_request else {}),
             })
     finally:
         if args.keep_tmp or failed:

@@ -130,31 +130,27 @@ def score_mc2(doc: Doc, responses) -> dict:
     return {"acc": true_mass / sum(probs)}
 
 
-@task
-def truthfulqa_mc1(revision: str = "v0") -> Task:
+def _mc_task(name: str, targets: str, score, revision: str, description: str) -> Task:
     return Task(
-        name="truthfulqa_mc1",
+        name=name,
         load=_loader(revision),
-        requests=_requests("mc1_targets"),
-        score=score_mc1,
+        requests=_requests(targets),
+        score=score,
         primary_metric="acc",
         higher_is_better={"acc": True},
         version="1",
-        description="TruthfulQA MC1: is the single true answer the most likely choice?",
+        description=description,
         data=f"{REVISIONS[revision]} | hub truthfulqa/truthful_qa",
     )
+
+
+@task
+def truthfulqa_mc1(revision: str = "v0") -> Task:
+    return _mc_task("truthfulqa_mc1", "mc1_targets", score_mc1, revision,
+                    "TruthfulQA MC1: is the single true answer the most likely choice?")
 
 
 @task
 def truthfulqa_mc2(revision: str = "v0") -> Task:
-    return Task(
-        name="truthfulqa_mc2",
-        load=_loader(revision),
-        requests=_requests("mc2_targets"),
-        score=score_mc2,
-        primary_metric="acc",
-        higher_is_better={"acc": True},
-        version="1",
-        description="TruthfulQA MC2: normalised probability mass on the true answers.",
-        data=f"{REVISIONS[revision]} | hub truthfulqa/truthful_qa",
-    )
+    return _mc_task("truthfulqa_mc2", "mc2_targets", score_mc2, revision,
+                    "TruthfulQA MC2: normalised probability mass on the true answers.")

@@ -160,3 +160,14 @@ def test_malformed_dataset_row(tiny_model_dir, tmp_path, capsys):
     assert code == 2
     line = _error_line(capsys)
     assert "crows_pairs_anonymized.csv at line 2" in line and "Fix:" in line
+
+
+def test_corrupt_checkpoint(tiny_model_dir, tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in tiny_model_dir.iterdir():
+        data = f.read_bytes()
+        (broken / f.name).write_bytes(data[:1000] if f.name.endswith(".safetensors") else data)
+    assert run_cli("--model", str(broken), "--tasks", "crows_pairs", "--output", str(tmp_path / "o")) == 2
+    line = _error_line(capsys)
+    assert "corrupt or truncated" in line and line.count("\n") == 0

@@ -139,10 +139,13 @@ class HFModel:
             )
         except EvalsuiteError:
             raise
-        except (OSError, ValueError) as err:
+        except Exception as err:  # any loader failure becomes one line that says what to do
+            corrupt = type(err).__name__ == "SafetensorError"
             raise EvalsuiteError(
-                f"Could not load model '{model}': {str(err).splitlines()[0]}",
-                "give --model a local folder with config.json and safetensors weights, a .gguf file, "
+                f"Could not load model '{model}': {(str(err).splitlines() or [type(err).__name__])[0]}",
+                "the weights file is corrupt or truncated: re-save or re-download the checkpoint"
+                if corrupt
+                else "give --model a local folder with config.json and safetensors weights, a .gguf file, "
                 "'default', or a Hub id while the Hub is reachable",
             ) from err
         self.model.to(self.device).eval()

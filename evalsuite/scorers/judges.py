@@ -85,8 +85,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def templates_digest(templates: dict[str, str]) -> str:
-    return _sha256(json.dumps(templates, sort_keys=True))
+def dict_digest(settings: dict) -> str:
+    """sha256 of a judge's templates or other settings that shape its scores."""
+    return _sha256(json.dumps(settings, sort_keys=True))
 
 
 def _check_template(judge: Judge, template: str) -> None:
@@ -140,7 +141,7 @@ class SimilarityJudge:
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
         self.model = AutoModel.from_pretrained(str(folder), use_safetensors=True).to(self.device).eval()
         rule = {"threshold": THRESHOLD, "slope": SLOPE, "pooling": "mean", "max_tokens": MAX_TOKENS}
-        self.fingerprint = _sha256(f"minilm|{folder_fingerprint(folder)}|{templates_digest(rule)}")
+        self.fingerprint = _sha256(f"minilm|{folder_fingerprint(folder)}|{dict_digest(rule)}")
 
     @torch.no_grad()
     def embed(self, sentences: list[str]) -> torch.Tensor:
@@ -196,7 +197,7 @@ class LMJudge:
     @property
     def fingerprint(self) -> str:
         # A property, so that the digest always describes the templates actually in use.
-        return _sha256(f"lm|{self.model.cache_namespace}|{templates_digest(TEMPLATES)}")
+        return _sha256(f"lm|{self.model.cache_namespace}|{dict_digest(TEMPLATES)}")
 
     def score(self, template: str, items: list[Item]) -> list[float | None]:
         _check_template(self, template)
