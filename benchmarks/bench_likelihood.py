@@ -19,21 +19,45 @@ See benchmarks/README.md for the environment this needs (lm-eval and evalsuite i
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
-import importlib.util
 import json
-import math
 import os
-import platform
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however this file is started
+
+from common import (  # noqa: E402
+    HARNESSES,
+    Function,
+    Measured,
+    child_env,
+    evalsuite_command,
+    evalsuite_own_timings,
+    evalsuite_record,
+    finish_tmp_root,
+    first_number,
+    fmt_num,
+    jsonl_dataset,
+    lm_eval_command,
+    lm_eval_own_timings,
+    lm_eval_record,
+    lm_eval_samples,
+    lm_eval_tasks_dir,
+    machine,
+    make_tmp_root,
+    markdown_table,
+    measure,
+    read_jsonl,
+    read_lm_yaml,
+    report_run,
+    resolve_model,
+    text_table,
+    versions,
+    warm_page_cache,
+    write_jsonl,
+    write_lm_yaml,
+)
 
 # ------------------------------------------------------------------------------------------------
 # What is compared
@@ -61,7 +85,6 @@ GROUPS = {
     "wikitext": ["wikitext"],  # slow: only with --wikitext
 }
 LM_PREFIX = "es_"  # generated lm-eval task names, so they never clash with lm-eval's built-in ones
-HARNESSES = ("evalsuite", "lm-eval")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -69,48 +92,11 @@ HARNESSES = ("evalsuite", "lm-eval")
 # ------------------------------------------------------------------------------------------------
 
 
-def write_jsonl(task: str, data_dir: str | None, folder: Path) -> tuple[Path, int]:
+def write_task_jsonl(task: str, data_dir: str | None, folder: Path) -> tuple[Path, int]:
     from evalsuite.registry import get_task
 
     dataset = get_task(task).load(data_dir)
-    path = folder / f"{task}.jsonl"
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(doc, ensure_ascii=False) + "\n" for doc in dataset.docs)
-    return path, len(dataset.docs)
-
-
-class _Function(str):
-    """A YAML ``!function module.name`` reference, kept as text."""
-
-
-class _FunctionLoader(yaml.SafeLoader):
-    pass
-
-
-class _FunctionDumper(yaml.SafeDumper):
-    pass
-
-
-_FunctionLoader.add_constructor("!function", lambda loader, node: _Function(loader.construct_scalar(node)))
-_FunctionDumper.add_representer(_Function, lambda dumper, data: dumper.represent_scalar("!function", str(data)))
-
-
-def lm_eval_tasks_dir() -> Path:
-    spec = importlib.util.find_spec("lm_eval")
-    if spec is None or spec.origin is None:
-        sys.exit("error: lm-eval is not installed in this Python (see benchmarks/README.md)")
-    return Path(spec.origin).parent / "tasks"
-
-
-def read_lm_yaml(path: Path) -> dict:
-    """One of lm-eval's task YAMLs, with its ``include`` resolved (the including file wins)."""
-    config = yaml.load(path.read_text(encoding="utf-8"), Loader=_FunctionLoader)
-    include = config.pop("include", None)
-    if include:
-        base = read_lm_yaml(path.parent / include)
-        base.update(config)
-        config = base
-    return config
+    return write_jsonl(folder / f"{task}.jsonl", dataset.docs), len(dataset.docs)
 
 
 def lm_task_config(task: str, jsonl: Path, imports: list[str]) -> dict:
@@ -124,28 +110,21 @@ def lm_task_config(task: str, jsonl: Path, imports: list[str]) -> dict:
     config = read_lm_yaml(source)
     package = "lm_eval.tasks." + str(Path(relpath).parent).replace("/", ".")
     for key, value in list(config.items()):
-        if isinstance(value, _Function):
+        if isinstance(value, Function):
             module, _, name = value.rpartition(".")
             alias = f"{task}__{name}"
             imports.append(f"from {package}.{module} import {name} as {alias}")
-            config[key] = _Function(f"es_lm_utils.{alias}")
+            config[key] = Function(f"es_lm_utils.{alias}")
     for key in ("tag", "group", "dataset_name", "training_split", "validation_split", "fewshot_split"):
         config.pop(key, None)
-    config.update(
-        task=LM_PREFIX + task,
-        dataset_path="json",
-        dataset_kwargs={"data_files": {"test": str(jsonl)}},
-        test_split="test",
-    )
+    config.update(task=LM_PREFIX + task, **jsonl_dataset(jsonl))
     return config
 
 
 def write_lm_tasks(tasks: list[str], jsonl: dict[str, Path], folder: Path) -> None:
     imports: list[str] = []
     for task in tasks:
-        config = lm_task_config(task, jsonl[task], imports)
-        text = yaml.dump(config, Dumper=_FunctionDumper, sort_keys=False, allow_unicode=True, width=10_000)
-        (folder / f"{LM_PREFIX}{task}.yaml").write_text(text, encoding="utf-8")
+        write_lm_yaml(folder / f"{LM_PREFIX}{task}.yaml", lm_task_config(task, jsonl[task], imports))
     header = '"""Generated by bench_likelihood.py: lm-eval\'s own task functions, re-exported."""\n'
     (folder / "es_lm_utils.py").write_text(header + "\n".join(imports) + "\n", encoding="utf-8")
 
@@ -155,102 +134,37 @@ def write_lm_tasks(tasks: list[str], jsonl: dict[str, Path], folder: Path) -> No
 # ------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Measured:
-    returncode: int = -1
-    wall_s: float = float("nan")
-    user_s: float = float("nan")
-    sys_s: float = float("nan")
-    peak_rss_mib: float = float("nan")
-    own_timings: dict = field(default_factory=dict)
-    load_avg_before: float = float("nan")  # 1-minute load average at the start: is the machine busy?
-    metrics: dict = field(default_factory=dict)  # task -> evalsuite metric name -> value
-    log: str = ""
-
-
-def measure(cmd: list[str], env: dict, log_path: Path, live: bool) -> Measured:
-    """Run ``cmd`` to the end; wall time, CPU time and peak RSS of that process (``wait4``)."""
-    with open(log_path, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        out = None if live else log
-        load = os.getloadavg()[0]
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it; tell Popen
-    return Measured(
-        returncode=proc.returncode,
-        wall_s=wall,
-        user_s=usage.ru_utime,
-        sys_s=usage.ru_stime,
-        peak_rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
-        load_avg_before=load,
-        log=str(log_path),
-    )
-
-
 def run_evalsuite(tasks, args, model_dir, max_length, workdir: Path, env) -> Measured:
     out = workdir / "evalsuite-out"
-    cmd = [
-        sys.executable, "-m", "evalsuite", "run",
-        "--model", str(model_dir), "--tasks", ",".join(tasks), "--output", str(out),
-        "--batch-size", str(args.batch_size), "--device", args.device, "--dtype", args.dtype,
-        "--max-length", str(max_length),
-        "--cache", str(workdir / "evalsuite-fresh-cache.sqlite"),  # empty: every request computed
-    ]
-    if args.data_dir:
-        cmd += ["--data-dir", args.data_dir]
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
+    cmd = evalsuite_command(
+        model_dir, tasks, out, workdir / "evalsuite-fresh-cache.sqlite",  # empty: every request computed
+        batch_size=args.batch_size, device=args.device, dtype=args.dtype, max_length=max_length,
+        data_dir=args.data_dir, limit=args.limit,
+    )
     result = measure(cmd, env, workdir / "evalsuite.log", args.live)
-    record_path = out / "results.json"
-    if result.returncode == 0 and record_path.is_file():
-        record = json.loads(record_path.read_text())
+    record = evalsuite_record(out) if result.returncode == 0 else None
+    if record:
         result.metrics = {t: dict(record["tasks"][t]["metrics"]) for t in tasks if t in record["tasks"]}
-        timings = record.get("timings", {})
-        result.own_timings = {
-            "total_s": timings.get("total_seconds"),
-            "model_load_s": timings.get("model_load_seconds"),
-            "model_s": timings.get("model_seconds"),
-        }
+        result.own_timings = evalsuite_own_timings(record)
     return result
 
 
 def run_lm_eval(tasks, args, model_dir, max_length, workdir: Path, env) -> Measured:
     out = workdir / "lm-eval-out"
-    model_args = f"pretrained={model_dir},dtype={args.dtype},max_length={max_length}"
-    cmd = [
-        sys.executable, "-m", "lm_eval", "run",
-        "--model", "hf", "--model_args", model_args,
-        "--tasks", ",".join(LM_PREFIX + t for t in tasks),
-        "--include_path", str(workdir / "lm_tasks"),
-        "--batch_size", str(args.batch_size), "--device", args.device,
-        "--output_path", str(out),
-    ]
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
-    if args.log_samples:
-        cmd += ["--log_samples"]
+    cmd = lm_eval_command(
+        model_dir, [LM_PREFIX + t for t in tasks], workdir / "lm_tasks", out, batch_size=args.batch_size,
+        device=args.device, dtype=args.dtype, max_length=max_length, limit=args.limit, log_samples=args.log_samples,
+    )
     result = measure(cmd, env, workdir / "lm-eval.log", args.live)
-    found = sorted(out.rglob("results_*.json")) if out.exists() else []
-    if result.returncode == 0 and found:
-        record = json.loads(found[-1].read_text())
+    record = lm_eval_record(out) if result.returncode == 0 else None
+    if record:
         for task in tasks:
             values = record.get("results", {}).get(LM_PREFIX + task, {})
             result.metrics[task] = {
                 es_name: values.get(f"{lm_name},none") for es_name, lm_name in TASKS[task][1]
             }
-        total = record.get("total_evaluation_time_seconds")
-        result.own_timings = {"total_s": float(total) if total is not None else None}
+        result.own_timings = lm_eval_own_timings(record)
     return result
-
-
-def _first_number(value) -> float:
-    while isinstance(value, (list, tuple)):
-        value = value[0]
-    return float(value)  # lm-eval logs numbers as strings
 
 
 def compare_requests(task: str, workdir: Path) -> dict | None:
@@ -261,25 +175,23 @@ def compare_requests(task: str, workdir: Path) -> dict | None:
     requests of the same document (evalsuite may ask more, e.g. Winogender's whole sentences).
     """
     es_path = workdir / "evalsuite-out" / "samples" / f"{task}.jsonl"
-    lm_paths = sorted((workdir / "lm-eval-out").rglob(f"samples_{LM_PREFIX}{task}_*.jsonl"))
-    if not es_path.is_file() or not lm_paths:
+    lm_docs = lm_eval_samples(workdir / "lm-eval-out", LM_PREFIX + task)
+    if not es_path.is_file() or not lm_docs:
         return None
-    es_docs = [json.loads(line) for line in es_path.read_text(encoding="utf-8").splitlines()]
-    lm_docs = sorted((json.loads(line) for line in lm_paths[-1].read_text(encoding="utf-8").splitlines()),
-                     key=lambda r: r["doc_id"])
+    es_docs = read_jsonl(es_path)
     compared, missing, worst, worst_at = 0, 0, 0.0, None
     for es_doc, lm_doc in zip(es_docs, lm_docs):
         es_lp = {}
         for request, response in zip(es_doc["requests"], es_doc["responses"]):
             key = tuple(v for k, v in request.items() if k != "kind")
-            es_lp[key] = _first_number(response)
+            es_lp[key] = first_number(response)
         args = sorted(lm_doc["arguments"].items(), key=lambda kv: int(kv[0].rsplit("_", 1)[-1]))
         for (_, arg), response in zip(args, lm_doc["resps"]):
             key = tuple(arg[k] for k in sorted(arg, key=lambda k: int(k.rsplit("_", 1)[-1])))
             if key not in es_lp:
                 missing += 1
                 continue
-            diff = abs(es_lp[key] - _first_number(response))
+            diff = abs(es_lp[key] - first_number(response))
             compared += 1
             if diff > worst:
                 worst, worst_at = diff, {"doc_id": lm_doc["doc_id"], "request": key}
@@ -287,50 +199,9 @@ def compare_requests(task: str, workdir: Path) -> dict | None:
             "lm_eval_requests_not_in_evalsuite": missing, "max_abs_logprob_diff": worst, "worst": worst_at}
 
 
-def child_env(threads: int, workdir: Path) -> dict:
-    env = dict(os.environ)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[var] = str(threads)
-    env.update(
-        HF_HUB_OFFLINE="1",  # nothing from the Hub for either harness
-        HF_DATASETS_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        HF_DATASETS_CACHE=str(workdir / "hf-datasets-cache"),  # lm-eval's JSON->Arrow cache: fresh per run
-        TOKENIZERS_PARALLELISM="false",
-        PYTHONHASHSEED="0",
-    )
-    return env
-
-
 # ------------------------------------------------------------------------------------------------
 # Report
 # ------------------------------------------------------------------------------------------------
-
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for package in ("evalsuite", "lm_eval", "torch", "transformers", "accelerate", "datasets", "numpy"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = None
-    return found
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _num(value, digits=4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.{digits}f}"
 
 
 def group_rows(report: dict) -> list[list[str]]:
@@ -339,13 +210,13 @@ def group_rows(report: dict) -> list[list[str]]:
     for g in report["groups"]:
         es, lm = g["evalsuite"] or {}, g["lm-eval"] or {}
         own = es.get("own_timings") or {}
-        es_own = (f"{_num(own.get('total_s'), 1)} ({_num(own.get('model_load_s'), 1)}+{_num(own.get('model_s'), 1)})"
+        es_own = (f"{fmt_num(own.get('total_s'), 1)} ({fmt_num(own.get('model_load_s'), 1)}+{fmt_num(own.get('model_s'), 1)})"
                   if own else "-")
         rows.append([
-            g["group"], ",".join(g["tasks"]), _num(es.get("wall_s"), 1), _num(lm.get("wall_s"), 1),
+            g["group"], ",".join(g["tasks"]), fmt_num(es.get("wall_s"), 1), fmt_num(lm.get("wall_s"), 1),
             f"{g['speed_ratio']:.2f}x" if g.get("speed_ratio") else "-",
-            _num(es.get("peak_rss_mib"), 0), _num(lm.get("peak_rss_mib"), 0),
-            es_own, _num((lm.get("own_timings") or {}).get("total_s"), 1),
+            fmt_num(es.get("peak_rss_mib"), 0), fmt_num(lm.get("peak_rss_mib"), 0),
+            es_own, fmt_num((lm.get("own_timings") or {}).get("total_s"), 1),
         ])
     return rows
 
@@ -354,27 +225,9 @@ def metric_rows(report: dict) -> list[list[str]]:
     rows = [["group", "task", "metric", "evalsuite", "lm-eval", "abs diff"]]
     for g in report["groups"]:
         for m in g["metrics"]:
-            rows.append([g["group"], m["task"], m["metric"], _num(m["evalsuite"], 6), _num(m["lm-eval"], 6),
-                         _num(m["abs_diff"], 6)])
+            rows.append([g["group"], m["task"], m["metric"], fmt_num(m["evalsuite"], 6), fmt_num(m["lm-eval"], 6),
+                         fmt_num(m["abs_diff"], 6)])
     return rows
-
-
-def text_table(rows: list[list[str]], text_cols: int) -> str:
-    """Plain-text table; the first ``text_cols`` columns are left-aligned, the numbers right-aligned."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for i, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if j < text_cols else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
-        if i == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def markdown_table(rows: list[list[str]], text_cols: int) -> str:
-    align = ["---" if i < text_cols else "---:" for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
-    return "\n".join(lines)
 
 
 def setup_line(report: dict) -> str:
@@ -436,31 +289,15 @@ def parse_args(argv=None):
     return args
 
 
-def warm_page_cache(model_dir: Path) -> None:
-    """Read the weights once so that neither harness pays for the first cold read from disk."""
-    for path in model_dir.iterdir():
-        if path.is_file():
-            with open(path, "rb") as handle:
-                while handle.read(1 << 24):
-                    pass
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.data_dir is None:
         print("note: no --data-dir / EVALSUITE_DATA: evalsuite's loaders fall back to the Hub or built-in samples",
               file=sys.stderr)
-    if args.model:
-        model_dir = Path(args.model).expanduser().resolve()
-    else:
-        from evalsuite.models.default import default_model_dir
-
-        model_dir = Path(default_model_dir())
-    config = json.loads((model_dir / "config.json").read_text())
-    max_length = args.max_length or config.get("max_position_embeddings") or 2048
+    model_dir, max_length = resolve_model(args.model, args.max_length)
     warm_page_cache(model_dir)
 
-    tmp_root = Path(tempfile.mkdtemp(prefix="evalsuite-bench-"))
+    tmp_root = make_tmp_root("evalsuite-bench-")
     report = {
         "benchmark": "bench_likelihood",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -470,7 +307,7 @@ def main(argv=None) -> int:
             "groups": args.groups,
         },
         "versions": versions(),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "groups": [],
     }
     failed = False
@@ -479,7 +316,7 @@ def main(argv=None) -> int:
         data.mkdir()
         jsonl, n_docs = {}, {}
         for task in [t for g in args.groups for t in GROUPS[g]]:
-            jsonl[task], n_docs[task] = write_jsonl(task, args.data_dir, data)
+            jsonl[task], n_docs[task] = write_task_jsonl(task, args.data_dir, data)
         report["config"]["docs_available"] = n_docs
         order = list(HARNESSES) if args.order == "evalsuite-first" else list(reversed(HARNESSES))
         if args.harness != "both":
@@ -496,14 +333,8 @@ def main(argv=None) -> int:
                 runner = run_evalsuite if harness == "evalsuite" else run_lm_eval
                 m = runner(tasks, args, model_dir, max_length, workdir, env)
                 measured[harness] = m
-                status = "ok" if m.returncode == 0 and m.metrics else f"FAILED (exit {m.returncode})"
-                print(f"[{group}] {harness}: {status}, {m.wall_s:.1f} s, peak RSS {m.peak_rss_mib:.0f} MiB",
-                      file=sys.stderr, flush=True)
-                if status != "ok":
+                if not report_run(group, harness, m, m.returncode == 0 and bool(m.metrics), args.live):
                     failed = True
-                    if not args.live:
-                        tail = Path(m.log).read_text(encoding="utf-8", errors="replace")[-4000:]
-                        print(f"--- last lines of {harness}'s log ---\n{tail}", file=sys.stderr)
             es, lm = measured["evalsuite"], measured["lm-eval"]
             metrics = []
             for task in tasks:
@@ -525,23 +356,14 @@ def main(argv=None) -> int:
                               file=sys.stderr, flush=True)
             ratio = lm.wall_s / es.wall_s if es and lm and es.returncode == 0 and lm.returncode == 0 else None
 
-            def as_dict(m: Measured | None):
-                if m is None:
-                    return None
-                return {"returncode": m.returncode, "wall_s": round(m.wall_s, 3), "user_s": round(m.user_s, 3),
-                        "sys_s": round(m.sys_s, 3), "peak_rss_mib": round(m.peak_rss_mib, 1),
-                        "own_timings": m.own_timings, "load_avg_before": round(m.load_avg_before, 2)}
-
             report["groups"].append({
-                "group": group, "tasks": tasks, "evalsuite": as_dict(es), "lm-eval": as_dict(lm),
+                "group": group, "tasks": tasks, "evalsuite": es.as_dict() if es else None,
+                "lm-eval": lm.as_dict() if lm else None,
                 "speed_ratio": round(ratio, 3) if ratio else None, "metrics": metrics,
                 **({"per_request": per_request} if per_request else {}),
             })
     finally:
-        if args.keep_tmp or failed:
-            print(f"temporary files kept in {tmp_root}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp_root, ignore_errors=True)
+        finish_tmp_root(tmp_root, args.keep_tmp or failed)
 
     print()
     print(text_table(group_rows(report), 2))

@@ -118,3 +118,13 @@ def test_sampling_is_seeded_and_stops_at_stop_sequences(tiny_model):
     again = tiny_model.generate([request, Generate("Other prompt", max_tokens=4)])[0]
     assert first == again and len(first) == 3
     assert all("e" not in text for text in first)
+
+
+def test_generation_with_shared_passages_matches_one_prompt_at_a_time(tiny_model):
+    passage = "The river runs through the old town, past the mill and under three stone bridges. " * 3
+    prompts = [passage + f"Question {q}\nAnswer:" for q in ("one?", "two, please?", "three")] + ["Unrelated prompt:"]
+    tiny_model.batch_size = 8
+    together = tiny_model.generate([Generate(p, max_tokens=5) for p in prompts])
+    tiny_model.batch_size = 1
+    alone = [tiny_model.generate([Generate(p, max_tokens=5)])[0] for p in prompts]
+    assert together == alone

@@ -1,7 +1,8 @@
 """The decoding loop behind ``HFModel.generate``.
 
-Prompts are left-padded and prefilled together; a request's ``n`` samples then share that
-prefill (its cache rows are repeated, not recomputed). Each step appends one token per live row;
+Prompts are prefilled together, each shared prefix once (the same three passes as likelihood
+scoring, see ``shared_prefix``); a request's ``n`` samples then share that prefill (its cache rows
+are repeated, not recomputed). Each step appends one token per live row;
 a row that hits a stop sequence, end-of-sequence or its token limit is dropped from the batch and
 its cache, so finished rows cost nothing. Sampling draws from a per-request generator seeded from
 the request, so a sample does not depend on which other requests shared its batch.
@@ -13,6 +14,8 @@ import hashlib
 
 import torch
 
+from evalsuite.models.hf import _select_rows
+from evalsuite.models.shared_prefix import TokenRequest, plan_batches
 from evalsuite.requests import Generate
 
 
@@ -39,19 +42,46 @@ def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     return (text[:cut], True) if cut >= 0 else (text, False)
 
 
+def _prefill(model, prompts: list[list[int]]):
+    """Run every prompt once, sharing common prefixes (a passage asked several questions is read
+    once), and return the key/value cache, attention mask, next position and last-token
+    log-probabilities of each prompt row, in input order."""
+    requests = [TokenRequest(tuple(p), 1) for p in prompts]
+    (batch,) = plan_batches(requests, batch_size=len(requests), split_on_prefix=False)
+    device = model.device
+    fams = batch.families
+    for fam in fams:  # leave each prompt at least its last token for pass C, where its logits come from
+        fam.b_end = min([fam.b_end] + [len(requests[m].seq) - 1 for m in fam.members])
+    a_end = max(0, min([batch.a_end] + [f.b_end - 1 for f in fams]))
+    past = None
+    if a_end > 0:
+        _, cache_a = model._prefix_pass(requests[fams[0].members[0]].seq[:a_end])
+        past = _select_rows(cache_a, torch.zeros(len(fams), dtype=torch.long, device=device))
+    ids, mask_b = model._pad([requests[f.members[0]].seq[a_end : f.b_end] for f in fams])
+    mask_b = torch.cat([torch.ones(len(fams), a_end, dtype=mask_b.dtype, device=device), mask_b], 1)
+    pos = a_end + torch.arange(ids.shape[1], device=device).expand(len(fams), -1)
+    _, cache_b = model._forward(ids, mask_b, pos, past, True)
+    members = [(row, f.b_end, m) for row, f in enumerate(fams) for m in f.members]
+    fam_rows = torch.tensor([row for row, _, _ in members], device=device)
+    ids, mask_c = model._pad([requests[m].seq[b_end:] for _, b_end, m in members])
+    mask = torch.cat([mask_b.index_select(0, fam_rows), mask_c], 1)
+    offsets = torch.tensor([b_end for _, b_end, _ in members], device=device)
+    pos = offsets[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
+    hidden, cache = model._forward(ids, mask, pos, _select_rows(cache_b, fam_rows), True)
+    last = torch.tensor([len(requests[m].seq) - b_end - 1 for _, b_end, m in members], device=device)
+    logits = model.logprobs(hidden[torch.arange(len(members), device=device), last])
+    # Back to input order: row r of the outputs belongs to prompt members[r][2].
+    order = torch.empty(len(members), dtype=torch.long, device=device)
+    order[torch.tensor([m for _, _, m in members], device=device)] = torch.arange(len(members), device=device)
+    cache.batch_select_indices(order)
+    next_pos = torch.tensor([len(p) for p in prompts], device=device)
+    return cache, mask.index_select(0, order), next_pos, logits.index_select(0, order)
+
+
 @torch.no_grad()
 def decode_batch(model, requests: list[Generate], prompts: list[list[int]]) -> list[list[str]]:
     device = model.device
-    width = max(len(p) for p in prompts)
-    ids = torch.zeros(len(prompts), width, dtype=torch.long)
-    mask = torch.zeros(len(prompts), width, dtype=torch.long)
-    for i, p in enumerate(prompts):  # left padding: every prompt ends at the same column
-        ids[i, width - len(p) :] = torch.tensor(p)
-        mask[i, width - len(p) :] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(1) - 1).clamp(min=0)
-    hidden, cache = model._forward(ids, mask, positions, None, True)
-    last_logits = model.logprobs(hidden[:, -1])
+    cache, mask, next_pos, last_logits = _prefill(model, prompts)
     # One decoding row per sample; rows of one request share its prefill.
     owner = [i for i, r in enumerate(requests) for _ in range(r.n)]
     sample_no = [j for r in requests for j in range(r.n)]
@@ -59,7 +89,7 @@ def decode_batch(model, requests: list[Generate], prompts: list[list[int]]) -> l
     cache.batch_select_indices(rows)
     logits = last_logits.index_select(0, rows)
     mask = mask.index_select(0, rows)
-    next_pos = positions[:, -1].index_select(0, rows) + 1
+    next_pos = next_pos.index_select(0, rows)
     gens = [_generator(requests[o], s, device) if requests[o].temperature > 0 else None for o, s in zip(owner, sample_no)]
     tokens: list[list[int]] = [[] for _ in owner]
     texts = [""] * len(owner)

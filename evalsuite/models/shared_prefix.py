@@ -73,18 +73,26 @@ def plan_families(requests: list[TokenRequest]) -> list[Family]:
     return families
 
 
-def plan_batches(requests: list[TokenRequest], batch_size: int) -> list[Batch]:
-    """Group families into batches of at most ``batch_size`` rows in pass B and (roughly) pass C."""
-    families = plan_families(requests)
-    # Longest first: similar lengths share a batch (little padding) and out-of-memory shows early.
-    families.sort(key=lambda f: -max(len(requests[i].seq) for i in f.members))
+def plan_batches(requests: list[TokenRequest], batch_size: int, split_on_prefix: bool = True) -> list[Batch]:
+    """Group families into batches of at most ``batch_size`` rows in pass B and (roughly) pass C.
+
+    Families come in sorted order, so those sharing a prefix (questions about one passage) are
+    neighbours; with ``split_on_prefix`` a batch also ends where the prefix it shares would drop
+    to under half, so that prefix runs once in pass A instead of once per family.
+    """
+    families = plan_families(requests)  # in sorted order of their first member
     batches: list[Batch] = []
     current: list[Family] = []
     rows = 0
+    shared = 0
     for fam in families:
-        if current and (len(current) >= batch_size or rows + len(fam.members) > batch_size):
+        first = requests[fam.members[0]].seq
+        with_fam = common_prefix_len(requests[current[0].members[0]].seq, first) if current else len(first)
+        full = current and (len(current) >= batch_size or rows + len(fam.members) > batch_size)
+        if full or (split_on_prefix and current and shared >= 16 and with_fam < shared // 2):
             batches.append(_close(current, requests))
-            current, rows = [], 0
+            current, rows, with_fam = [], 0, len(first)
+        shared = min(shared, with_fam) if current else with_fam
         current.append(fam)
         rows += len(fam.members)
     if current:
