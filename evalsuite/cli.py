@@ -68,10 +68,11 @@ def seed_everything(seed: int) -> None:
 def cmd_tasks(_args) -> int:
     from evalsuite.registry import get_task, task_names
 
-    print(f"{'task':<22} {'primary metric':<18} data")
-    for name in task_names():
-        built = get_task(name)
-        print(f"{name:<22} {built.primary_metric:<18} {built.data}")
+    rows = [("task", "primary metric", "data")]
+    rows += [(name, (t := get_task(name)).primary_metric, t.data) for name in task_names()]
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    for name, metric, data in rows:
+        print(f"{name:<{widths[0]}}  {metric:<{widths[1]}}  {data}")
     return 0
 
 

@@ -171,3 +171,21 @@ def test_corrupt_checkpoint(tiny_model_dir, tmp_path, capsys):
     assert run_cli("--model", str(broken), "--tasks", "crows_pairs", "--output", str(tmp_path / "o")) == 2
     line = _error_line(capsys)
     assert "corrupt or truncated" in line and line.count("\n") == 0
+
+
+def test_missing_api_key_stops_cleanly_and_keeps_the_generations(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("EVALSUITE_DATA", raising=False)
+    monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
+    common = ["--model", str(tiny_model_dir), "--tasks", "realtoxicityprompts:k=2:max_tokens=4:variant=plain",
+              "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu"]
+    assert run_cli(*common, "--toxicity-scorer", "perspective", "--output", str(tmp_path / "a")) == 2
+    assert "PERSPECTIVE_API_KEY" in _error_line(capsys)
+    assert run_cli(*common, "--toxicity-scorer", "bilstm", "--output", str(tmp_path / "b")) == 0
+    record = read_results(tmp_path / "b")
+    n_prompts = record["tasks"]["realtoxicityprompts"]["n"]
+    # The generations came from the cache; only the toxicity scores were new.
+    assert record["requests"]["from_cache"] == n_prompts
+    assert record["requests"]["computed"] == 2 * n_prompts
+    assert record["scorers"]["toxicity"]["spec"] == "bilstm"
