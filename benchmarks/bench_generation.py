@@ -133,9 +133,9 @@ def prepare_task(name: str, data_dir: str | None, folder: Path) -> TaskData:
 def write_lm_tasks(name: str, data: TaskData, folder: Path) -> list[str]:
     """The lm-eval YAMLs for one evalsuite task; returns their task names."""
     gen_task, na_task, _ = COMPARED[name]
-    common = {**jsonl_dataset(data.jsonl), "doc_to_text": "{{prompt}}", "num_fewshot": 0, "metadata": {"version": 1}}
+    shared = {**jsonl_dataset(data.jsonl), "doc_to_text": "{{prompt}}", "num_fewshot": 0, "metadata": {"version": 1}}
     write_lm_yaml(folder / f"{gen_task}.yaml", {
-        "task": gen_task, **common,
+        "task": gen_task, **shared,
         "output_type": "generate_until",
         "doc_to_target": "target",  # lm-eval's own exact_match is not used; evalsuite's scoring is
         "generation_kwargs": {"until": list(data.stop), "max_gen_toks": data.max_tokens, "do_sample": False},
@@ -144,7 +144,7 @@ def write_lm_tasks(name: str, data: TaskData, folder: Path) -> list[str]:
     tasks = [gen_task]
     if na_task and data.na_continuation is not None:
         write_lm_yaml(folder / f"{na_task}.yaml", {
-            "task": na_task, **common,
+            "task": na_task, **shared,
             "output_type": "loglikelihood",
             "doc_to_target": data.na_continuation,  # " unanswerable": the request's continuation, as is
             "target_delimiter": "",
@@ -167,6 +167,7 @@ class Outcome:
     generations: list[str] = field(default_factory=list)  # per document, in document order
     prompts: list[str] = field(default_factory=list)
     na_logprobs: list[float] = field(default_factory=list)
+    na_continuations: list[str] = field(default_factory=list)  # the texts whose log-likelihood was asked
     generated_tokens: int | None = None
     own_metrics: dict = field(default_factory=dict)  # evalsuite: results.json
     scored_metrics: dict = field(default_factory=dict)  # evalsuite's score/aggregate on these generations
@@ -189,6 +190,8 @@ def read_evalsuite(outcome: Outcome, out: Path, name: str) -> None:
         lls = [i for i, r in enumerate(sample["requests"]) if r["kind"] == "Loglikelihood"]
         if lls:
             outcome.na_logprobs.append(first_number(sample["responses"][lls[0]]))
+            request = sample["requests"][lls[0]]
+            outcome.na_continuations.append(f"{request['context']}\x00{request['continuation']}")
 
 
 def read_lm_eval(outcome: Outcome, out: Path, name: str) -> None:
@@ -204,6 +207,8 @@ def read_lm_eval(outcome: Outcome, out: Path, name: str) -> None:
     if na_task:
         for sample in lm_eval_samples(out, na_task) or []:
             outcome.na_logprobs.append(first_number(sample["resps"]))
+            args = sample["arguments"]["gen_args_0"]
+            outcome.na_continuations.append(f"{args['arg_0']}\x00{args['arg_1']}")
 
 
 def score_with_evalsuite(data: TaskData, outcome: Outcome) -> dict:
@@ -246,6 +251,8 @@ def compare_generations(es: Outcome, lm: Outcome, data: TaskData, examples: int 
     }
     m = min(len(es.na_logprobs), len(lm.na_logprobs))
     if m:
+        # (context, continuation) of the no-answer log-likelihood: the same texts in both harnesses?
+        found["na_request_mismatches"] = sum(es.na_continuations[i] != lm.na_continuations[i] for i in range(m))
         found["max_abs_na_logprob_diff"] = max(abs(es.na_logprobs[i] - lm.na_logprobs[i]) for i in range(m))
     return found
 
@@ -294,7 +301,7 @@ def run_pair(name: str, data: TaskData, args, model_dir: Path, max_length: int, 
     es, lm = outcomes["evalsuite"], outcomes["lm-eval"]
     _, _, shown = COMPARED[name]
     metrics = []
-    for metric in (es or lm).scored_metrics if (es or lm) else []:
+    for metric in dict.fromkeys([*(es.scored_metrics if es else {}), *(lm.scored_metrics if lm else {})]):
         a = es.own_metrics.get(metric) if es else None
         rescored = es.scored_metrics.get(metric) if es else None
         b = lm.scored_metrics.get(metric) if lm else None
@@ -402,7 +409,7 @@ def score_rows(report: dict) -> list[list[str]]:
 
 
 def generation_rows(report: dict) -> list[list[str]]:
-    rows = [["task", "docs", "prompts differ", "generations differ", "max |no-answer logprob diff|"]]
+    rows = [["task", "docs", "prompts differ", "generations differ", "max abs diff of no-answer logprob"]]
     for t in report["tasks"]:
         g = t.get("generations")
         if g:
@@ -434,7 +441,9 @@ def setup_line(report: dict) -> str:
     return (
         f"Model `{c['model_name']}` ({c['dtype']}), device {c['device']}, batch size {c['batch_size']}, "
         f"max length {c['max_length']}, {c['threads']} threads on {report['machine']['cpu']}; "
-        f"limit {c['limit'] or 'none'} docs per task (RealToxicityPrompts: {c['rtp_limit']} prompts x {c['rtp_k']}). "
+        f"limit {c['limit'] or 'none'} docs per task"
+        + (f" (RealToxicityPrompts: {c['rtp_limit']} prompts x {c['rtp_k']}, {c['rtp_variant']})" if RTP in c["tasks"] else "")
+        + ". "
         f"evalsuite {v['evalsuite']}, lm-eval {v['lm_eval']}, torch {v['torch']}, transformers {v['transformers']}. "
         f"Seconds and peak RSS are of the whole process (model loading included); speed ratio = lm-eval seconds / "
         f"evalsuite seconds; tok/s = generated tokens (each harness's generations re-tokenised with the model's "
@@ -445,9 +454,9 @@ def setup_line(report: dict) -> str:
 def tables(report: dict, table) -> list[tuple[str, str]]:
     found = []
     if report["tasks"]:
-        found += [("Speed and memory", table(speed_rows(report), 1)),
-                  ("Scores", table(score_rows(report), 2)),
-                  ("Generations compared", table(generation_rows(report), 1))]
+        found += [("Speed and memory", table(speed_rows(report), 1)), ("Scores", table(score_rows(report), 2))]
+    if len(generation_rows(report)) > 1:  # only when both harnesses ran
+        found.append(("Generations compared", table(generation_rows(report), 1)))
     if report.get("rtp"):
         found.append(("RealToxicityPrompts throughput (evalsuite)", table(rtp_rows(report), 1)))
     return found
@@ -554,8 +563,9 @@ def main(argv=None) -> int:
             if m["abs_diff"] is not None and m["abs_diff"] > args.tolerance:
                 print(f"warning: {t['task']} {m['metric']} differs by {m['abs_diff']:.6f} (> {args.tolerance}); "
                       f"{g.get('generations_differ', '?')} of {g.get('docs', '?')} generations differ")
-        if g.get("prompt_mismatches"):
-            print(f"warning: {t['task']}: {g['prompt_mismatches']} prompts differ between the harnesses")
+        if g.get("prompt_mismatches") or g.get("na_request_mismatches"):
+            print(f"warning: {t['task']}: {g['prompt_mismatches']} generation prompts and "
+                  f"{g.get('na_request_mismatches', 0)} no-answer requests differ between the harnesses")
         for ex in g.get("examples", []):
             print(f"  {t['task']} doc {ex['doc_id']}: evalsuite {ex['evalsuite']!r} | lm-eval {ex['lm-eval']!r}")
     if args.json:

@@ -50,3 +50,21 @@ def test_batches_respect_batch_size():
     batches = plan_batches(reqs, batch_size=3)
     assert all(len(b.families) <= 3 for b in batches)
     assert sorted(m for b in batches for f in b.families for m in f.members) == list(range(10))
+
+
+def test_questions_about_one_passage_share_a_batch_and_its_prefix():
+    passage_a = tuple(range(100, 130))  # 30 tokens
+    passage_b = tuple(range(200, 230))
+    reqs = [TokenRequest(p + (q, q + 1, 7), 32) for p in (passage_a, passage_b) for q in (1, 3, 5)]
+    batches = plan_batches(reqs, batch_size=16)
+    assert len(batches) == 2  # one per passage, although all six would fit in one batch
+    for batch in batches:
+        assert batch.a_end == 30  # each passage is computed once
+        assert len(batch.families) == 3
+
+
+def test_unrelated_sequences_are_batched_longest_first():
+    reqs = [TokenRequest(tuple([i] * n), 1) for i, n in enumerate([3, 9, 5, 7], start=1)]
+    (batch,) = plan_batches(reqs, batch_size=8)
+    lengths = [len(reqs[f.members[0]].seq) for f in batch.families]
+    assert lengths == sorted(lengths, reverse=True)

@@ -15,6 +15,9 @@ This module is pure planning (no torch), so the arithmetic of who-runs-what is e
 from dataclasses import dataclass
 
 
+MIN_SHARED = 16  # tokens of common prefix worth a batch of its own (a primer, a passage)
+
+
 @dataclass(frozen=True)
 class TokenRequest:
     """Score tokens ``seq[ctx_len:]`` given ``seq[:ctx_len]`` (ctx_len >= 1)."""
@@ -73,28 +76,43 @@ def plan_families(requests: list[TokenRequest]) -> list[Family]:
     return families
 
 
+def _prefix_groups(families: list[Family], requests: list[TokenRequest]) -> list[list[Family]]:
+    """Runs of neighbouring families (in sorted order) that share a long prefix: the questions
+    about one passage, or every question after a few-shot primer."""
+    groups: list[list[Family]] = []
+    for fam in families:
+        first = requests[fam.members[0]].seq
+        if groups and common_prefix_len(requests[groups[-1][0].members[0]].seq, first) >= MIN_SHARED:
+            groups[-1].append(fam)
+        else:
+            groups.append([fam])
+    return groups
+
+
 def plan_batches(requests: list[TokenRequest], batch_size: int, split_on_prefix: bool = True) -> list[Batch]:
     """Group families into batches of at most ``batch_size`` rows in pass B and (roughly) pass C.
 
-    Families come in sorted order, so those sharing a prefix (questions about one passage) are
-    neighbours; with ``split_on_prefix`` a batch also ends where the prefix it shares would drop
-    to under half, so that prefix runs once in pass A instead of once per family.
+    Families that share a long prefix stay together (so pass A runs that prefix once) and, with
+    ``split_on_prefix``, a batch never mixes such a group with others. Within and across groups,
+    longest first: similar lengths share a batch (little padding) and out-of-memory shows early.
     """
-    families = plan_families(requests)  # in sorted order of their first member
+    length = lambda f: max(len(requests[i].seq) for i in f.members)  # noqa: E731
+    groups = [sorted(g, key=length, reverse=True) for g in _prefix_groups(plan_families(requests), requests)]
+    groups.sort(key=lambda g: -length(g[0]))
     batches: list[Batch] = []
     current: list[Family] = []
     rows = 0
-    shared = 0
-    for fam in families:
-        first = requests[fam.members[0]].seq
-        with_fam = common_prefix_len(requests[current[0].members[0]].seq, first) if current else len(first)
-        full = current and (len(current) >= batch_size or rows + len(fam.members) > batch_size)
-        if full or (split_on_prefix and current and shared >= 16 and with_fam < shared // 2):
+    for group in groups:
+        if split_on_prefix and current and (len(group) > 1 or current_is_group):
             batches.append(_close(current, requests))
-            current, rows, with_fam = [], 0, len(first)
-        shared = min(shared, with_fam) if current else with_fam
-        current.append(fam)
-        rows += len(fam.members)
+            current, rows = [], 0
+        current_is_group = len(group) > 1
+        for fam in group:
+            if current and (len(current) >= batch_size or rows + len(fam.members) > batch_size):
+                batches.append(_close(current, requests))
+                current, rows = [], 0
+            current.append(fam)
+            rows += len(fam.members)
     if current:
         batches.append(_close(current, requests))
     return batches
