@@ -15,7 +15,8 @@ import socket
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.paths import home
@@ -107,3 +108,54 @@ def read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as err:
         raise malformed(path, err.lineno, err.msg) from None
+
+
+# --- helpers for tasks that read a user-chosen file and check rows ----------------------------------
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Where a task with a ``file`` parameter (relative to the data folder, or absolute) reads its data."""
+
+    task: str
+    default_file: str
+    parse: Callable[[Path], list[Doc]]
+    sample: str  # a few invented rows in the default file's format
+    hub: Callable[[], list[Doc]]
+    hub_name: str
+
+    def load(self, file: str, data_dir: str | Path | None) -> Dataset:
+        """An absolute path is the user's own file: read from its folder, never replaced by the Hub or
+        the sample. Only the default file stands for the Hub dataset, so another relative file with no
+        data folder is an error rather than a silent switch to other data."""
+        path = Path(file).expanduser()
+        if path.is_absolute():
+            return load_source(self.task, path.name, path.parent, self.parse, self.sample)
+        if file != self.default_file and data_root(data_dir) is None:
+            raise EvalsuiteError(
+                f"{self.task}: file={file!r} is relative to the data folder, but no data folder is set.",
+                f"set --data-dir or {DATA_ENV}, or give an absolute path",
+            )
+        return load_source(self.task, file, data_dir, self.parse, self.sample, self.hub, self.hub_name)
+
+    def describe(self, file: str) -> str:
+        """For `evalsuite tasks`: the file, and the Hub dataset that stands in for the default one."""
+        return f"{file} | hub {self.hub_name}" if file == self.default_file else file
+
+
+def has_fields(obj: Any, **types: type) -> bool:
+    """``obj`` is a JSON object whose fields have the given types (has_fields(row, question=str))."""
+    return isinstance(obj, dict) and all(isinstance(obj.get(key), kind) for key, kind in types.items())
+
+
+def expect(ok: bool, path: Path, row: int, problem: str) -> None:
+    """Raise the standard malformed-row error unless ``ok``."""
+    if not ok:
+        raise malformed(path, row, problem)
+
+
+def check_unique_ids(docs: list[Doc], path: Path) -> None:
+    seen: set[str] = set()
+    for row, doc in enumerate(docs, start=1):
+        expect(doc["id"] not in seen, path, row, f"id {doc['id']!r} appears twice")
+        seen.add(doc["id"])

@@ -21,12 +21,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data import malformed
+from evalsuite.data import FileSource, check_unique_ids, expect, has_fields, malformed
 from evalsuite.metrics.drop import drop_score, golds_from_drop_qa, parse_drop_ref_text
 from evalsuite.registry import task
 from evalsuite.requests import Generate
 from evalsuite.task import Dataset, Doc, Task
-from evalsuite.tasks.squad_v2 import FileSource, check_unique_ids, expect, has_fields
 
 DEFAULT_FILE = "drop/drop_v0_dev.jsonl.gz"
 HUB_NAME = "ucinlp/drop"

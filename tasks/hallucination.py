@@ -26,12 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from evalsuite.data import malformed, sha256_file
+from evalsuite.data import check_unique_ids, expect, has_fields, malformed, sha256_file
 from evalsuite.registry import get_task, task
 from evalsuite.requests import Generate, Request, Score
 from evalsuite.stats import Metric, bootstrap, mean_stderr, ratio_of_sums
 from evalsuite.task import Dataset, Doc, Task
-from evalsuite.tasks.squad_v2 import check_unique_ids, expect, has_fields
 
 PROMPTS = {
     "summarise": (

@@ -28,13 +28,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data import load_source, malformed
+from evalsuite.data import FileSource, has_fields, load_source, malformed
 from evalsuite.errors import EvalsuiteError
 from evalsuite.registry import task
 from evalsuite.requests import Generate, Request, Score
 from evalsuite.stats import Metric, mean_stderr
 from evalsuite.task import Dataset, Doc, Task
-from evalsuite.tasks.squad_v2 import FileSource, has_fields
 
 TASK = "realtoxicityprompts"
 TOXIC_FILE = "real_toxicity_prompts/toxic.jsonl"

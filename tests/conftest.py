@@ -54,5 +54,18 @@ def tiny_model(tiny_model_dir):
     return HFModel(str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4)
 
 
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No data folder and no Hub: tasks fall back to their built-in samples, under a fresh home."""
+    from evalsuite.data import hub_reachable
+
+    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("EVALSUITE_DATA", raising=False)
+    hub_reachable.cache_clear()  # its answer is cached per process
+    yield tmp_path
+    hub_reachable.cache_clear()
+
+
 def read_results(output: Path) -> dict:
     return json.loads((output / "results.json").read_text())

@@ -173,10 +173,8 @@ def test_corrupt_checkpoint(tiny_model_dir, tmp_path, capsys):
     assert "corrupt or truncated" in line and line.count("\n") == 0
 
 
-def test_missing_api_key_stops_cleanly_and_keeps_the_generations(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("EVALSUITE_DATA", raising=False)
+def test_missing_api_key_stops_cleanly_and_keeps_the_generations(tiny_model_dir, offline, capsys, monkeypatch):
+    tmp_path = offline
     monkeypatch.delenv("PERSPECTIVE_API_KEY", raising=False)
     common = ["--model", str(tiny_model_dir), "--tasks", "realtoxicityprompts:k=2:max_tokens=4:variant=plain",
               "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu"]

@@ -195,10 +195,8 @@ def test_missing_file_says_where_it_looked_and_how_to_fix(tmp_path):
     assert str(tmp_path / "winogender" / "all_sentences.tsv") in message and "EVALSUITE_DATA" in message
 
 
-def test_sample_fallback_offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("EVALSUITE_DATA", raising=False)
+def test_sample_fallback_offline(offline):
+    tmp_path = offline
     for name in ("truthfulqa_mc1", "crows_pairs", "winogender", "wikitext"):
         dataset = get_task(name).load(None)
         assert dataset.source.startswith("sample:") and dataset.docs

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from evalsuite.data import hub_reachable
 from evalsuite.errors import EvalsuiteError
 from evalsuite.registry import get_task
 from evalsuite.requests import Generate, Loglikelihood, LoglikelihoodResult
@@ -278,14 +277,6 @@ def test_drop_original_answer_without_value(tmp_path):
 # --- offline sample ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("EVALSUITE_DATA", raising=False)
-    hub_reachable.cache_clear()  # its answer is cached per process
-    yield tmp_path
-    hub_reachable.cache_clear()
 
 
 def test_squad_sample_offline(offline):

@@ -6,12 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from evalsuite.cache import RequestCache
-from evalsuite.data import hub_reachable
 from evalsuite.errors import EvalsuiteError
 from evalsuite.metrics.similarity import NO_COMMENT, truthfulqa_references
 from evalsuite.registry import get_task
@@ -35,14 +33,6 @@ def tqa_doc(doc_id: int = 0, category: str = "Health") -> dict:
     }
 
 
-@pytest.fixture
-def offline(tmp_path, monkeypatch):
-    monkeypatch.setenv("EVALSUITE_HOME", str(tmp_path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("EVALSUITE_DATA", raising=False)
-    hub_reachable.cache_clear()  # its answer is cached per process
-    yield tmp_path
-    hub_reachable.cache_clear()
 
 
 # --- the real files ------------------------------------------------------------------------------

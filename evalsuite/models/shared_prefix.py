@@ -101,6 +101,7 @@ def plan_batches(requests: list[TokenRequest], batch_size: int, split_on_prefix:
     groups.sort(key=lambda g: -length(g[0]))
     batches: list[Batch] = []
     current: list[Family] = []
+    current_is_group = False  # does the open batch hold a shared-prefix group?
     rows = 0
     for group in groups:
         if split_on_prefix and current and (len(group) > 1 or current_is_group):
