@@ -85,7 +85,7 @@ def test_rolling_loglikelihood_matches_window_by_window_forward(tiny_model):
 
 
 def test_out_of_memory_halves_the_batch_and_finishes(tiny_model, monkeypatch):
-    real = HFModel._run_batch
+    real = HFModel._run_tree
     calls = {"n": 0}
 
     def flaky(self, batch, reqs):
@@ -96,7 +96,7 @@ def test_out_of_memory_halves_the_batch_and_finishes(tiny_model, monkeypatch):
 
     tiny_model.batch_size = 8
     expected = [r.logprob for r in tiny_model.loglikelihood(REQUESTS)]
-    monkeypatch.setattr(HFModel, "_run_batch", flaky)
+    monkeypatch.setattr(HFModel, "_run_tree", flaky)
     got = [r.logprob for r in tiny_model.loglikelihood(REQUESTS)]
     assert tiny_model.batch_size == 4
     assert got == pytest.approx(expected, abs=1e-5)

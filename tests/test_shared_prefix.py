@@ -68,3 +68,65 @@ def test_unrelated_sequences_are_batched_longest_first():
     (batch,) = plan_batches(reqs, batch_size=8)
     lengths = [len(reqs[f.members[0]].seq) for f in batch.families]
     assert lengths == sorted(lengths, reverse=True)
+
+
+# ---- the prefix tree used for scoring ----------------------------------------------------------
+
+import random  # noqa: E402
+
+from evalsuite.models.shared_prefix import PASS_OVERHEAD, length_chunks, plan_tree_batches  # noqa: E402
+
+
+def _covered(batch, member):
+    """Token positions fed on the path of ``member`` (union over the nodes that list it)."""
+    spans = [(n.start, n.end) for level in batch.levels for n in level if member in n.members]
+    return spans
+
+
+def test_tree_shares_primer_question_and_common_answer_start():
+    primer = tuple(range(50, 60))  # 10 tokens
+    q1 = primer + (1, 2, 3, 4, 5)
+    reqs = [
+        TokenRequest(q1 + (9, 9, 9, 9, 9, 1), 15),
+        TokenRequest(q1 + (9, 9, 9, 9, 9, 2), 15),
+        TokenRequest(q1 + (7,), 15),
+        TokenRequest(primer + (6, 6, 6, 6, 6, 8), 15),
+    ]
+    (batch,) = plan_tree_batches(reqs, batch_size=4)
+    root = batch.levels[0]
+    assert len(root) == 1 and (root[0].start, root[0].end) == (0, 10)  # the primer, once
+    shared_answer = [n for level in batch.levels for n in level if sorted(n.members) == [0, 1]]
+    assert shared_answer and shared_answer[0].end == 20  # q1 and "9 9 9 9 9" computed once for both
+
+
+def test_every_position_a_request_needs_is_fed_exactly_once_on_its_path():
+    rng = random.Random(0)
+    base = [rng.randrange(5) for _ in range(12)]
+    reqs = []
+    for _ in range(60):
+        cut = rng.randrange(1, 12)
+        seq = tuple(base[:cut] + [rng.randrange(5) for _ in range(rng.randrange(1, 8))])
+        reqs.append(TokenRequest(seq, rng.randrange(1, len(seq))))
+    seen = set()
+    for batch in plan_tree_batches(reqs, batch_size=4):
+        for node in batch.levels[0]:
+            for m in node.members:
+                seen.add(m)
+                positions = sorted(p for start, end in _covered(batch, m) for p in range(start, end))
+                # every input it needs is fed, none twice (a request that is a prefix of another may
+                # sit in a node that feeds further, for the other's sake)
+                assert len(set(positions)) == len(positions)
+                assert positions[: reqs[m].feed_end] == list(range(reqs[m].feed_end)), m
+        for depth, level in enumerate(batch.levels[1:], start=1):
+            for node in level:
+                parent = batch.levels[depth - 1][node.parent]
+                assert parent.end == node.start and set(node.members) <= set(parent.members)
+    assert seen == set(range(len(reqs)))
+
+
+def test_length_chunks_pay_for_padding_only_when_a_pass_costs_more():
+    # Four 1-token rows and one 30-token row: together 5*30 + overhead, apart 4*1 + 30 + 2*overhead.
+    chunks = length_chunks([1, 1, 30, 1, 1], max_rows=8)
+    assert sorted(map(sorted, chunks)) == [[0, 1, 3, 4], [2]]
+    assert 4 * 1 + 30 + 2 * PASS_OVERHEAD < 5 * 30 + PASS_OVERHEAD
+    assert all(len(c) <= 2 for c in length_chunks([3] * 7, max_rows=2))

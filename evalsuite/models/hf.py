@@ -17,7 +17,13 @@ import torch
 from tqdm.auto import tqdm  # tqdm.write keeps messages clear of the runner's progress bar
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.models.shared_prefix import Batch, TokenRequest, common_prefix_len, plan_batches
+from evalsuite.models.shared_prefix import (
+    TokenRequest,
+    TreeBatch,
+    common_prefix_len,
+    length_chunks,
+    plan_tree_batches,
+)
 from evalsuite.paths import home
 from evalsuite.requests import Generate, Loglikelihood, LoglikelihoodResult, LoglikelihoodRolling, RollingResult
 
@@ -291,12 +297,12 @@ class HFModel:
         pending = list(range(len(requests)))
         while pending:
             sub = [requests[i] for i in pending]
-            batches = plan_batches(sub, self.batch_size)
+            batches = plan_tree_batches(sub, self.batch_size)
             done: set[int] = set()
             try:
                 for batch in batches:
-                    members = [m for fam in batch.families for m in fam.members]
-                    out = self._run_batch(batch, sub)
+                    members = [m for node in batch.levels[0] for m in node.members]
+                    out = self._run_tree(batch, sub)
                     for m in members:
                         results[pending[m]] = out[m]
                         done.add(m)
@@ -314,44 +320,59 @@ class HFModel:
         return [(float(lp), bool(g)) for lp, g in results]
 
     @torch.no_grad()
-    def _run_batch(self, batch: Batch, reqs: list[TokenRequest]) -> dict[int, tuple[float, bool]]:
+    def _run_tree(self, batch: TreeBatch, reqs: list[TokenRequest]) -> dict[int, list]:
+        """Run a batch's prefix tree level by level; every request gathers log-probs along its path.
+
+        At each level the nodes with children run in one pass (the next level selects its parents'
+        rows from that cache); leaves need no cache, so they run in chunks of similar length.
+        """
         acc = _Accumulator(self)
-        a_end = batch.a_end
-        cache_a = None
-        if a_end > 0:  # pass A: the batch's common prefix, once
-            seq0 = reqs[batch.families[0].members[0]].seq
-            hidden_a, cache_a = self._prefix_pass(seq0[:a_end])
-            for fam in batch.families:
-                for m in fam.members:
-                    acc.add(m, hidden_a[0], 0, 0, a_end, reqs[m])
-        # pass B: each family's shared part, on top of A
-        fams = batch.families
-        rows_b = [reqs[f.members[0]].seq[a_end : f.b_end] for f in fams]
-        need_c = any(reqs[m].feed_end > f.b_end for f in fams for m in f.members)
-        ids, mask_b = self._pad(rows_b)
-        mask_full_b = torch.cat([torch.ones(len(fams), a_end, dtype=mask_b.dtype, device=self.device), mask_b], 1)
-        pos = a_end + torch.arange(ids.shape[1], device=self.device).expand(len(fams), -1)
-        past = _select_rows(cache_a, torch.zeros(len(fams), dtype=torch.long, device=self.device)) if cache_a else None
-        hidden_b, cache_b = self._forward(ids, mask_full_b, pos, past, need_c)
-        for row, fam in enumerate(fams):
-            for m in fam.members:
-                acc.add(m, hidden_b[row], a_end, a_end, fam.b_end, reqs[m])
-        acc.flush()
-        # pass C: every member's own tail, on top of its family's cache, in chunks of batch_size rows
-        tails = [(row, f.b_end, m) for row, f in enumerate(fams) for m in f.members if reqs[m].feed_end > f.b_end]
-        tails.sort(key=lambda t: reqs[t[2]].feed_end - t[1])  # similar tail lengths share a chunk: less padding
-        for start in range(0, len(tails), self.batch_size):
-            chunk = tails[start : start + self.batch_size]
-            fam_rows = torch.tensor([row for row, _, _ in chunk], device=self.device)
-            ids, mask_c = self._pad([reqs[m].seq[b_end : reqs[m].feed_end] for _, b_end, m in chunk])
-            mask = torch.cat([mask_full_b.index_select(0, fam_rows), mask_c], 1)
-            offsets = torch.tensor([b_end for _, b_end, _ in chunk], device=self.device)
-            pos = offsets[:, None] + torch.arange(ids.shape[1], device=self.device)[None, :]
-            hidden_c, _ = self._forward(ids, mask, pos, _select_rows(cache_b, fam_rows), False)
-            for row, (_, b_end, m) in enumerate(chunk):
-                acc.add(m, hidden_c[row], b_end, b_end, reqs[m].feed_end, reqs[m])
-            acc.flush()
+        cache = mask = None
+        for depth, nodes in enumerate(batch.levels):
+            parents_here = {n.parent for n in batch.levels[depth + 1]} if depth + 1 < len(batch.levels) else set()
+            inner = [i for i in range(len(nodes)) if i in parents_here]
+            leaves = [i for i in range(len(nodes)) if i not in parents_here]
+            if depth == 0 and len(nodes) == 1 and inner:  # one shared root (a primer): remembered across batches
+                (root,) = nodes
+                hidden, next_cache = self._prefix_pass(reqs[root.members[0]].seq[: root.end])
+                next_mask = torch.ones(1, root.end, dtype=torch.long, device=self.device)
+                self._gather(acc, [root], hidden, reqs)
+            else:
+                next_cache = next_mask = None
+                if inner:
+                    hidden, next_cache, next_mask = self._run_nodes([nodes[i] for i in inner], cache, mask, True)
+                    self._gather(acc, [nodes[i] for i in inner], hidden, reqs)
+                lengths = [nodes[i].end - nodes[i].start for i in leaves]
+                for chunk in length_chunks(lengths, self.batch_size):
+                    group = [nodes[leaves[k]] for k in chunk]
+                    hidden, _, _ = self._run_nodes(group, cache, mask, False)
+                    self._gather(acc, group, hidden, reqs)
+            if depth + 1 < len(batch.levels):  # the next level's parents are rows of this level's inner pass
+                row_of = {old: new for new, old in enumerate(inner)}
+                for node in batch.levels[depth + 1]:
+                    node.parent = row_of[node.parent]
+            cache, mask = next_cache, next_mask
         return acc.totals
+
+    def _run_nodes(self, nodes: list, cache, mask, keep_cache: bool):
+        """One forward pass over tree nodes, each on top of its parent's row of ``cache``."""
+        ids, row_mask = self._pad([node.tokens for node in nodes])
+        past = None
+        if cache is not None:
+            parents = torch.tensor([n.parent for n in nodes], device=self.device)
+            past = _select_rows(cache, parents)
+            row_mask = torch.cat([mask.index_select(0, parents), row_mask], 1)
+        starts = torch.tensor([n.start for n in nodes], device=self.device)
+        pos = starts[:, None] + torch.arange(ids.shape[1], device=self.device)[None, :]
+        hidden, new_cache = self._forward(ids, row_mask, pos, past, keep_cache)
+        return hidden, new_cache, row_mask
+
+    @staticmethod
+    def _gather(acc: "_Accumulator", nodes: list, hidden: torch.Tensor, reqs: list[TokenRequest]) -> None:
+        for row, node in enumerate(nodes):
+            for m in node.members:
+                acc.add(m, hidden[row], node.start, node.start, node.end, reqs[m])
+        acc.flush()
 
     def _prefix_pass(self, tokens: tuple[int, ...]):
         """Pass A, remembered across batches: only tokens beyond the remembered prefix are computed.
