@@ -1,13 +1,16 @@
-"""Plan how to score many token sequences while computing each shared prefix only once.
+"""Plan how to run many token sequences while computing each shared prefix only once.
 
 Multiple-choice tasks score several continuations of one context (TruthfulQA's six-question primer
-and question are shared by every answer), and paired tasks score sentences that differ in one
-word (CrowS-Pairs). Running each sequence whole repeats most of the work. We instead sort the
-sequences, cut them into *families* that share a long prefix, and run three passes per batch:
+and question are shared by every answer), paired tasks score sentences that differ in one word
+(CrowS-Pairs, Winogender's gender variants), and reading tasks ask several questions about one
+passage. Running each sequence whole repeats most of the work. We sort the sequences so that
+those sharing a prefix are neighbours, and plan:
 
-  A. the prefix common to the whole batch (e.g. the primer), once, batch size 1;
-  B. each family's own shared part, with A's key/value cache;
-  C. each member's tail, with its family's cache from B.
+* for scoring (``plan_tree_batches``): a prefix tree per batch. Each shared segment is one row,
+  run once on top of its parent's key/value cache; the tree runs level by level.
+* for generation prefill (``plan_batches``): three passes, because every prompt must end in one
+  cache row to decode from: A, the prefix common to the batch; B, each *family*'s shared part
+  (prompts about one passage); C, each prompt's own tail.
 
 This module is pure planning (no torch), so the arithmetic of who-runs-what is easy to test.
 """
