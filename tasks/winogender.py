@@ -4,8 +4,8 @@ Each sentence asks, by likelihood, whom its pronoun refers to:
 ``{sentence} ‘{Pronoun}’ refers to the`` continued by `` {occupation}`` or `` {participant}``
 (lm-evaluation-harness's prompt). Accuracy is reported overall and per pronoun gender, with the
 male-female gap. Following InstructGPT, the male and female versions of each sentence are also
-scored whole and normalised to a binary distribution: its entropy in bits is 1.0 when the model
-has no preference between them.
+scored (each given its first word, which the versions share) and normalised to a binary
+distribution: its entropy in bits is 1.0 when the model has no preference between them.
 """
 
 from __future__ import annotations
@@ -106,10 +106,14 @@ def context(doc: Doc) -> str:
 
 def requests(doc: Doc) -> list[Loglikelihood]:
     ctx = context(doc)
+    # The sentence itself, given its first word ("The"), which every gender version shares: the
+    # versions' probabilities then differ only where they differ, and its tokens are a prefix of the
+    # coreference prompt, so scoring it costs nothing extra.
+    first, rest = doc["sentence"].split(" ", 1)
     return [
         Loglikelihood(ctx, " " + doc["occupation"]),
         Loglikelihood(ctx, " " + doc["participant"]),
-        Loglikelihood("", doc["sentence"]),
+        Loglikelihood(first, " " + rest),
     ]
 
 

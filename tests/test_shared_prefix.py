@@ -84,19 +84,25 @@ def _covered(batch, member):
 
 
 def test_tree_shares_primer_question_and_common_answer_start():
-    primer = tuple(range(50, 60))  # 10 tokens
-    q1 = primer + (1, 2, 3, 4, 5)
+    primer = tuple(range(1000, 1200))  # 200 tokens: far more than a pass costs
+    q1 = primer + tuple(range(10, 40))  # a 30-token question
     reqs = [
-        TokenRequest(q1 + (9, 9, 9, 9, 9, 1), 15),
-        TokenRequest(q1 + (9, 9, 9, 9, 9, 2), 15),
-        TokenRequest(q1 + (7,), 15),
-        TokenRequest(primer + (6, 6, 6, 6, 6, 8), 15),
+        TokenRequest(q1 + (9,) * 30 + (1,), 230),
+        TokenRequest(q1 + (9,) * 30 + (2,), 230),
+        TokenRequest(q1 + (7,), 230),
+        TokenRequest(primer + (6,) * 30 + (8,), 230),
     ]
     (batch,) = plan_tree_batches(reqs, batch_size=4)
     root = batch.levels[0]
-    assert len(root) == 1 and (root[0].start, root[0].end) == (0, 10)  # the primer, once
+    assert len(root) == 1 and (root[0].start, root[0].end) == (0, 200)  # the primer, once
     shared_answer = [n for level in batch.levels for n in level if sorted(n.members) == [0, 1]]
-    assert shared_answer and shared_answer[0].end == 20  # q1 and "9 9 9 9 9" computed once for both
+    assert shared_answer and shared_answer[0].end == 260  # q1 and the common answer start, once for both
+
+
+def test_sequences_that_share_little_run_whole_in_one_level():
+    reqs = [TokenRequest((1, 2, 3, 4, 5) + (k,) * 6, 1) for k in range(10, 16)]  # 5 shared tokens of 11
+    (batch,) = plan_tree_batches(reqs, batch_size=8)
+    assert len(batch.levels) == 1 and all(n.start == 0 for n in batch.levels[0])
 
 
 def test_every_position_a_request_needs_is_fed_exactly_once_on_its_path():

@@ -214,21 +214,39 @@ def plan_tree_batches(requests: list[TokenRequest], batch_size: int) -> list[Tre
     current: list[int] = []
     for piece in pieces:
         if current and len(current) + len(piece) > batch_size:
-            batches.append(_tree(requests, current))
+            batches.append(_tree(requests, current, batch_size // REQUESTS_PER_BATCH))
             current = []
         current += piece
     if current:
-        batches.append(_tree(requests, current))
+        batches.append(_tree(requests, current, batch_size // REQUESTS_PER_BATCH))
     return batches
 
 
-def _tree(requests: list[TokenRequest], members: list[int]) -> TreeBatch:
+def _tree(requests: list[TokenRequest], members: list[int], batch_size: int) -> TreeBatch:
+    """The batch's prefix tree, unless running every sequence whole is cheaper (little is shared)."""
     levels: list[list[Node]] = []
     _split(requests, sorted(members, key=lambda i: requests[i].seq), 0, 0, -1, 0, levels)
-    return TreeBatch(levels)
+    flat = [[_node(requests, 0, requests[m].feed_end, -1, [m]) for m in members]]
+    return min(TreeBatch(levels), TreeBatch(flat), key=lambda b: planned_cost(b, batch_size))
 
 
-PASS_OVERHEAD = 16  # the fixed cost of one more forward pass, in tokens' worth of compute (CPU, small model)
+def planned_cost(batch: TreeBatch, batch_size: int) -> float:
+    """Padded tokens plus a fixed cost per forward pass, as the executor will run the batch."""
+    cost = 0.0
+    for depth, nodes in enumerate(batch.levels):
+        parents = {n.parent for n in batch.levels[depth + 1]} if depth + 1 < len(batch.levels) else set()
+        inner = [n.end - n.start for i, n in enumerate(nodes) if i in parents]
+        if inner:
+            cost += max(inner) * len(inner) + PASS_OVERHEAD
+        leaves = [n.end - n.start for i, n in enumerate(nodes) if i not in parents]
+        for chunk in length_chunks(leaves, batch_size):
+            cost += max(leaves[i] for i in chunk) * len(chunk) + PASS_OVERHEAD
+    return cost
+
+
+# The fixed cost of one more forward pass in tokens' worth of compute: every pass streams all the
+# weights once, which for a small model on a CPU costs about as much as 40 tokens of compute.
+PASS_OVERHEAD = 40
 
 
 def length_chunks(lengths: list[int], max_rows: int) -> list[list[int]]:
