@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonlines
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.requests import request_kind
 from evalsuite.runner import RunStats, TaskResult, sample_records
 
 
@@ -62,11 +63,7 @@ def task_record(res: TaskResult, model_share: float) -> dict:
 def build_record(
     config: dict, model_info: dict, results: list[TaskResult], stats: RunStats, timings: dict, scorers: dict
 ) -> dict:
-    tasks = {}
-    for res in results:
-        # Model time is shared across tasks (requests are merged); attribute it by request count.
-        share = stats.model_seconds * sum(len(reqs) for reqs in res.requests) / max(1, _n_requests(results))
-        tasks[res.task.name] = task_record(res, share)
+    tasks = {res.task.name: task_record(res, _model_share(res, results, stats)) for res in results}
     return {
         "evalsuite_record": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -81,8 +78,17 @@ def build_record(
     }
 
 
-def _n_requests(results: list[TaskResult]) -> int:
-    return sum(len(reqs) for res in results for reqs in res.requests)
+def _model_share(res: TaskResult, results: list[TaskResult], stats: RunStats) -> float:
+    """Compute time is shared across tasks (requests are merged): each kind's time is split between
+    tasks by their share of that kind's requests (a rolling perplexity request is not a choice)."""
+    def count(r: TaskResult, kind: str) -> int:
+        return sum(request_kind(q) == kind for reqs in r.requests for q in reqs)
+
+    share = 0.0
+    for kind, seconds in stats.kind_seconds.items():
+        total = sum(count(r, kind) for r in results)
+        share += seconds * count(res, kind) / total if total else 0.0
+    return share
 
 
 def write_run(output: Path, record: dict, results: list[TaskResult]) -> None:

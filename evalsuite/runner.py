@@ -47,6 +47,7 @@ class RunStats:
     from_cache: int = 0
     computed: int = 0
     model_seconds: float = 0.0
+    kind_seconds: dict[str, float] = field(default_factory=dict)  # compute time per request kind
 
 
 def _sort_key(request: Request):
@@ -102,6 +103,7 @@ def compute_responses(model, scorers, requests: dict[str, Request], cache: Reque
         share = -(-len(missing) // world)  # contiguous shards keep shared prefixes on one process
         mine = missing[rank * share : (rank + 1) * share]
         bar = tqdm(total=len(mine), desc=METHODS[kind], unit="req", disable=rank != 0 or not mine)
+        kind_started = time.perf_counter()
         for start in range(0, len(mine), CHUNK[kind]):
             chunk = mine[start : start + CHUNK[kind]]
             rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, _call(model, scorers, kind, [requests[k] for k in chunk]))]
@@ -110,6 +112,7 @@ def compute_responses(model, scorers, requests: dict[str, Request], cache: Reque
             computed.update((k, v) for k, _, v in rows)
             bar.update(len(chunk))
         bar.close()
+        stats.kind_seconds[kind] = stats.kind_seconds.get(kind, 0.0) + time.perf_counter() - kind_started
     if state is not None:
         from accelerate.utils import gather_object
 
