@@ -22,7 +22,7 @@ def data_dir() -> Path:
     root = data_root()
     if root is None:
         pytest.skip("EVALSUITE_DATA does not point at the datasets folder")
-    return root
+    return root.resolve()  # tests pass absolute paths made from it
 
 
 @pytest.fixture(scope="session")

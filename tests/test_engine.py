@@ -27,10 +27,12 @@ def naive_logprob(model: HFModel, request: Loglikelihood) -> float:
     return sum(logprobs[q, tokens.seq[q + 1]].item() for q in range(tokens.ctx_len - 1, len(tokens.seq) - 1))
 
 
+@pytest.mark.parametrize("pack_short", [True, False])
 @pytest.mark.parametrize("batch_size", [1, 3, 16])
-def test_loglikelihood_matches_unbatched_forward(tiny_model, batch_size):
+def test_loglikelihood_matches_unbatched_forward(tiny_model, batch_size, pack_short, monkeypatch):
     tiny_model.batch_size = batch_size
     tiny_model._a_memo = None
+    monkeypatch.setattr(tiny_model, "pack_short", pack_short)  # packed rows, or the level-by-level tree
     results = tiny_model.loglikelihood(REQUESTS)
     for request, result in zip(REQUESTS, results):
         assert result.logprob == pytest.approx(naive_logprob(tiny_model, request), abs=1e-4)
@@ -85,18 +87,18 @@ def test_rolling_loglikelihood_matches_window_by_window_forward(tiny_model):
 
 
 def test_out_of_memory_halves_the_batch_and_finishes(tiny_model, monkeypatch):
-    real = HFModel._run_tree
+    real = HFModel._forward
     calls = {"n": 0}
 
-    def flaky(self, batch, reqs):
+    def flaky(self, *args):
         calls["n"] += 1
         if calls["n"] == 1:
             raise torch.OutOfMemoryError("simulated")
-        return real(self, batch, reqs)
+        return real(self, *args)
 
     tiny_model.batch_size = 8
     expected = [r.logprob for r in tiny_model.loglikelihood(REQUESTS)]
-    monkeypatch.setattr(HFModel, "_run_tree", flaky)
+    monkeypatch.setattr(HFModel, "_forward", flaky)
     got = [r.logprob for r in tiny_model.loglikelihood(REQUESTS)]
     assert tiny_model.batch_size == 4
     assert got == pytest.approx(expected, abs=1e-5)

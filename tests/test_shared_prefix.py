@@ -136,3 +136,64 @@ def test_length_chunks_pay_for_padding_only_when_a_pass_costs_more():
     assert sorted(map(sorted, chunks)) == [[0, 1, 3, 4], [2]]
     assert 4 * 1 + 30 + 2 * PASS_OVERHEAD < 5 * 30 + PASS_OVERHEAD
     assert all(len(c) <= 2 for c in length_chunks([3] * 7, max_rows=2))
+
+
+# ---- prefix trees packed into rows (short sequences) --------------------------------------------
+
+from evalsuite.models.shared_prefix import plan_packed  # noqa: E402
+
+
+def _path(row, member):
+    """Spans fed on ``member``'s path in a packed row, checking that each node's parent precedes it."""
+    spans = []
+    for i, node in enumerate(row.nodes):
+        assert node.parent < i
+        if member in node.members:
+            if node.parent >= 0:
+                parent = row.nodes[node.parent]
+                assert parent.end == node.start and set(node.members) <= set(parent.members)
+            spans.append((node.start, node.end))
+    return spans
+
+
+def test_packed_rows_feed_every_needed_position_once_and_fit_the_row():
+    rng = random.Random(1)
+    reqs = []
+    for _ in range(300):
+        stem = [rng.randrange(3) for _ in range(rng.randrange(1, 10))]
+        seq = tuple([7] + stem + [rng.randrange(50) for _ in range(rng.randrange(1, 30))])
+        reqs.append(TokenRequest(seq, rng.randrange(1, len(seq))))
+    passes, rest = plan_packed(reqs, batch_size=4, row_tokens=64)
+    assert rest == []
+    seen = set()
+    for rows in passes:
+        assert len(rows) <= 4
+        for row in rows:
+            assert row.size <= 64
+            for m in {m for node in row.nodes for m in node.members}:
+                assert m not in seen  # each request lives in one row
+                seen.add(m)
+                positions = sorted(p for start, end in _path(row, m) for p in range(start, end))
+                assert len(set(positions)) == len(positions)
+                assert positions[: reqs[m].feed_end] == list(range(reqs[m].feed_end)), m
+    assert seen == set(range(len(reqs)))
+    total = sum(row.size for rows in passes for row in rows)
+    assert total < sum(r.feed_end for r in reqs)  # shared starts were fed once
+
+
+def test_pairs_that_share_a_start_feed_it_once():
+    start = (1, 2, 3, 4, 5, 6)
+    reqs = [TokenRequest(start + (10, 11, 12), 1), TokenRequest(start + (20, 21), 1)]
+    ((row,),), rest = plan_packed(reqs, batch_size=8)
+    assert rest == [] and row.size == 6 + 2 + 1  # the shared start, then each one's own tokens
+
+
+def test_long_sequences_and_primer_groups_are_left_to_the_cached_tree():
+    primer = tuple(range(100, 140))  # 40 shared tokens: better computed once and remembered
+    questions = [TokenRequest(primer + (k,) * 20 + (1,), 41) for k in range(20)]  # ~20 * 21 + 40 tokens
+    long_one = TokenRequest(tuple(range(1000, 1400)), 1)
+    short = TokenRequest((5, 6, 7), 1)
+    reqs = questions + [long_one, short]
+    passes, rest = plan_packed(reqs, batch_size=8, row_tokens=256)
+    assert sorted(rest) == list(range(21))
+    assert [m for rows in passes for row in rows for n in row.nodes for m in n.members] == [21]

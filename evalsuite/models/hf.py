@@ -18,10 +18,12 @@ from tqdm.auto import tqdm  # tqdm.write keeps messages clear of the runner's pr
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models.shared_prefix import (
+    PackedRow,
     TokenRequest,
     TreeBatch,
     common_prefix_len,
     length_chunks,
+    plan_packed,
     plan_tree_batches,
 )
 from evalsuite.paths import home
@@ -174,6 +176,8 @@ class HFModel:
         # Instruction-style prompts go through the model's chat template when it has one (chat models).
         self.use_chat_template = has_template and chat_template != "off"
         self.truncated_prompts = 0
+        # Packing short sequences needs a custom 4-D attention mask, which these implementations take.
+        self.pack_short = config._attn_implementation in ("sdpa", "eager")
 
     # ---- identity -------------------------------------------------------------------------------
 
@@ -292,19 +296,21 @@ class HFModel:
     # ---- the engine -----------------------------------------------------------------------------
 
     def _score_tokens(self, requests: list[TokenRequest]) -> list[tuple[float, bool]]:
-        """Summed log-probability and greedy flag of every request, halving the batch on out-of-memory."""
+        """Summed log-probability and greedy flag of every request, halving the batch on out-of-memory.
+
+        Short sequences run as prefix trees packed into rows (``_run_packed``); long ones, and groups
+        around a long shared prefix, run level by level with a key/value cache (``_run_tree``).
+        """
         results = [[0.0, True] for _ in requests]
         pending = list(range(len(requests)))
         while pending:
             sub = [requests[i] for i in pending]
-            batches = plan_tree_batches(sub, self.batch_size)
             done: set[int] = set()
             try:
-                for batch in batches:
-                    members = [m for node in batch.levels[0] for m in node.members]
-                    out = self._run_tree(batch, sub)
-                    for m in members:
-                        results[pending[m]] = out[m]
+                for run, batch in self._plan(sub):
+                    out = run(batch, sub)
+                    for m, value in out.items():
+                        results[pending[m]] = value
                         done.add(m)
             except torch.OutOfMemoryError:
                 if self.batch_size == 1:
@@ -318,6 +324,17 @@ class HFModel:
                 tqdm.write(f"out of memory: batch size halved to {self.batch_size}")
             pending = [p for j, p in enumerate(pending) if j not in done]
         return [(float(lp), bool(g)) for lp, g in results]
+
+    def _plan(self, reqs: list[TokenRequest]):
+        """(runner, batch) pairs covering every request once; tree batches index ``reqs`` directly."""
+        rest = list(range(len(reqs)))
+        if self.pack_short:
+            passes, rest = plan_packed(reqs, self.batch_size)
+            yield from ((self._run_packed, rows) for rows in passes)
+        if rest:
+            for batch in plan_tree_batches([reqs[i] for i in rest], self.batch_size):
+                _renumber(batch, rest)
+                yield self._run_tree, batch
 
     @torch.no_grad()
     def _run_tree(self, batch: TreeBatch, reqs: list[TokenRequest]) -> dict[int, list]:
@@ -352,6 +369,37 @@ class HFModel:
                 for node in batch.levels[depth + 1]:
                     node.parent = row_of[node.parent]
             cache, mask = next_cache, next_mask
+        return acc.totals
+
+    @torch.no_grad()
+    def _run_packed(self, rows: list[PackedRow], reqs: list[TokenRequest]) -> dict[int, list]:
+        """One forward pass over rows of packed prefix trees (see ``shared_prefix.plan_packed``)."""
+        width = max(row.size for row in rows)
+        ids = torch.zeros(len(rows), width, dtype=torch.long)
+        pos = torch.zeros(len(rows), width, dtype=torch.long)
+        allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)  # padding sees itself only
+        offsets = []
+        for r, row in enumerate(rows):
+            lengths = [n.end - n.start for n in row.nodes]
+            starts = torch.tensor([0] + lengths).cumsum(0)
+            offsets.append(starts.tolist())
+            ids[r, : row.size] = torch.tensor([t for n in row.nodes for t in n.tokens])
+            pos[r, : row.size] = torch.cat([torch.arange(n.start, n.end) for n in row.nodes])
+            # sees[i, j]: node j is node i or one of its ancestors (parents come first in a row)
+            sees = torch.eye(len(row.nodes), dtype=torch.bool)
+            for i, node in enumerate(row.nodes):
+                if node.parent >= 0:
+                    sees[i] |= sees[node.parent]
+            node_of = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
+            allowed[r, : row.size, : row.size] = sees[node_of][:, node_of].tril()
+        mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        hidden, _ = self._forward(ids.to(self.device), mask[:, None].to(self.device), pos.to(self.device), None, False)
+        acc = _Accumulator(self)
+        for r, row in enumerate(rows):
+            for node, offset in zip(row.nodes, offsets[r]):
+                for m in node.members:
+                    acc.add(m, hidden[r, offset:], node.start, node.start, node.end, reqs[m])
+        acc.flush()
         return acc.totals
 
     def _run_nodes(self, nodes: list, cache, mask, keep_cache: bool):
@@ -420,6 +468,10 @@ class HFModel:
 
     def logprobs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Log-softmax over the vocabulary for the given final hidden states (only where needed)."""
+        return torch.log_softmax(self.logits(hidden), dim=-1)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Float32 logits as the model defines them (its logit scale and soft-capping applied)."""
         logits = self.head(hidden).float()
         config = self.model.config
         if getattr(config, "logit_scale", None):
@@ -427,7 +479,17 @@ class HFModel:
         cap = getattr(config, "final_logit_softcapping", None)
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        return torch.log_softmax(logits, dim=-1)
+        return logits
+
+
+FLUSH_POSITIONS = 256  # positions scored against the vocabulary at once (50 MB of logits for 49k words)
+
+
+def _renumber(batch: TreeBatch, indices: list[int]) -> None:
+    """Point a tree batch planned over a subset of requests back at the full list."""
+    for level in batch.levels:
+        for node in level:
+            node.members = [indices[m] for m in node.members]
 
 
 class _Accumulator:
@@ -454,10 +516,15 @@ class _Accumulator:
     def flush(self):
         if not self._hidden:
             return
-        logprobs = self.model.logprobs(torch.cat(self._hidden))
-        target = torch.tensor(self._target, device=logprobs.device)
-        picked = logprobs.gather(1, target[:, None])[:, 0].tolist()
-        greedy = (logprobs.argmax(-1) == target).tolist()
+        hidden = torch.cat(self._hidden)
+        target = torch.tensor(self._target, device=hidden.device)
+        picked, greedy = [], []
+        for lo in range(0, len(target), FLUSH_POSITIONS):  # bounded memory: positions x vocabulary floats
+            logits = self.model.logits(hidden[lo : lo + FLUSH_POSITIONS])
+            part = target[lo : lo + FLUSH_POSITIONS]
+            # log p(target) = logit - logsumexp: no second vocabulary-sized array for the log-softmax
+            picked += (logits.gather(1, part[:, None])[:, 0] - torch.logsumexp(logits, -1)).tolist()
+            greedy += (logits.argmax(-1) == part).tolist()
         for member, lp, g in zip(self._owner, picked, greedy):
             total = self.totals[member]
             total[0] += lp

@@ -158,7 +158,7 @@ class TreeBatch:
 
 
 def _split(reqs: list[TokenRequest], members: list[int], depth: int, fed: int, parent: int, level: int,
-           levels: list[list[Node]]) -> None:
+           levels: list[list[Node]], min_segment: int = MIN_SEGMENT) -> None:
     """Members (sorted) share ``seq[:depth]``; ancestors' rows have fed ``[0, fed)``."""
     if len(members) == 1:
         (m,) = members
@@ -167,7 +167,7 @@ def _split(reqs: list[TokenRequest], members: list[int], depth: int, fed: int, p
         return
     first, last = reqs[members[0]].seq, reqs[members[-1]].seq  # sorted: the extremes bound the LCP
     end = min(common_prefix_len(first, last), max(reqs[m].feed_end for m in members))
-    if end - fed >= MIN_SEGMENT or (parent == -1 and end > fed):
+    if end - fed >= min_segment or (parent == -1 and end > fed):
         parent, level, fed = _add(levels, level, _node(reqs, fed, end, parent, list(members))), level + 1, end
     done = [m for m in members if reqs[m].feed_end <= end]
     if fed < end:  # no row was made for [fed, end): members that end inside it need their own
@@ -179,7 +179,7 @@ def _split(reqs: list[TokenRequest], members: list[int], depth: int, fed: int, p
         stop = start + 1
         while stop < len(rest) and reqs[rest[stop]].seq[end] == reqs[rest[start]].seq[end]:
             stop += 1
-        _split(reqs, rest[start:stop], end + 1, fed, parent, level, levels)
+        _split(reqs, rest[start:stop], end + 1, fed, parent, level, levels, min_segment)
         start = stop
 
 
@@ -201,13 +201,7 @@ def plan_tree_batches(requests: list[TokenRequest], batch_size: int) -> list[Tre
     passes of useful size; the executor still runs leaves at most ``batch_size`` rows at a time.
     """
     batch_size = REQUESTS_PER_BATCH * batch_size
-    order = sorted(range(len(requests)), key=lambda i: requests[i].seq)
-    clusters: list[list[int]] = []  # runs of sorted neighbours that share at least MIN_SEGMENT tokens
-    for prev, idx in zip([None] + order[:-1], order):
-        if prev is not None and common_prefix_len(requests[prev].seq, requests[idx].seq) >= MIN_SEGMENT:
-            clusters[-1].append(idx)
-        else:
-            clusters.append([idx])
+    clusters = _clusters(requests, range(len(requests)))
     pieces = [c[i : i + batch_size] for c in clusters for i in range(0, len(c), batch_size)]
     pieces.sort(key=lambda p: -max(len(requests[i].seq) for i in p))  # similar lengths: little padding
     batches: list[TreeBatch] = []
@@ -220,6 +214,18 @@ def plan_tree_batches(requests: list[TokenRequest], batch_size: int) -> list[Tre
     if current:
         batches.append(_tree(requests, current, batch_size // REQUESTS_PER_BATCH))
     return batches
+
+
+def _clusters(requests: list[TokenRequest], indices) -> list[list[int]]:
+    """Runs of sorted neighbours that share at least MIN_SEGMENT tokens."""
+    order = sorted(indices, key=lambda i: requests[i].seq)
+    clusters: list[list[int]] = []
+    for prev, idx in zip([None] + order[:-1], order):
+        if prev is not None and common_prefix_len(requests[prev].seq, requests[idx].seq) >= MIN_SEGMENT:
+            clusters[-1].append(idx)
+        else:
+            clusters.append([idx])
+    return clusters
 
 
 def _tree(requests: list[TokenRequest], members: list[int], batch_size: int) -> TreeBatch:
@@ -270,3 +276,80 @@ def length_chunks(lengths: list[int], max_rows: int) -> list[list[int]]:
         chunks.append(order[cut[j] : j])
         j = cut[j]
     return chunks[::-1]
+
+
+# --- scoring short sequences: prefix trees packed side by side in rows ---------------------------
+#
+# Short sequences (sentence pairs, Winogender's variants) waste most of a level-by-level tree on
+# padding and on passes too small to fill the machine. Instead, a whole prefix tree is laid out in
+# one row, parents before children, and an attention mask lets each token see only its own node's
+# earlier tokens and its ancestors' tokens ("tree attention"); position ids restart for each branch.
+# Several trees share a row the same way, so a pass is one full block of tokens with no padding
+# but the end of a row, and every shared token is still computed once.
+
+PACK_ROW = 256  # tokens per packed row: attention over a row costs ~row**2, so rows stay short
+
+
+@dataclass
+class PackedRow:
+    nodes: list[Node]  # parents come first; ``parent`` is the index of the parent node in this row
+
+    @property
+    def size(self) -> int:
+        return sum(n.end - n.start for n in self.nodes)
+
+
+def plan_packed(requests: list[TokenRequest], batch_size: int, row_tokens: int = PACK_ROW):
+    """Split requests into passes of packed rows (at most ``batch_size`` rows each) and the rest.
+
+    The rest (sequences longer than a row, or groups around a long common prefix such as a few-shot
+    primer, which is better computed once and remembered across batches) is returned as a list of
+    request indices for ``plan_tree_batches``.
+    """
+    pieces, rest = [], []
+    for cluster in _clusters(requests, range(len(requests))):
+        seqs = [requests[i] for i in cluster]
+        root = common_prefix_len(seqs[0].seq, seqs[-1].seq) if len(seqs) > 1 else 0
+        if max(r.feed_end for r in seqs) > row_tokens or (root >= MIN_SHARED and _trie_bound(seqs) > row_tokens):
+            rest += cluster
+            continue
+        piece: list[int] = []
+        for i in cluster:  # cut the cluster where its tree would overflow a row
+            if piece and _trie_bound([requests[j] for j in piece + [i]]) > row_tokens:
+                pieces.append(piece)
+                piece = []
+            piece.append(i)
+        pieces.append(piece)
+    trees = [_packed_nodes(requests, piece) for piece in pieces]
+    rows: list[PackedRow] = []
+    for nodes in sorted(trees, key=lambda t: -sum(n.end - n.start for n in t)):  # first fit, largest first
+        size = sum(n.end - n.start for n in nodes)
+        row = next((r for r in rows if r.size + size <= row_tokens), None)
+        if row is None:
+            row = PackedRow([])
+            rows.append(row)
+        offset = len(row.nodes)
+        row.nodes += [Node(n.start, n.end, n.parent + offset if n.parent >= 0 else -1, n.members, n.tokens)
+                      for n in nodes]
+    rows.sort(key=lambda r: -r.size)
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)], rest
+
+
+def _trie_bound(seqs: list[TokenRequest]) -> int:
+    """An upper bound on the tokens a tree over these sorted sequences feeds."""
+    total = seqs[0].feed_end
+    for a, b in zip(seqs, seqs[1:]):
+        total += b.feed_end - min(common_prefix_len(a.seq, b.seq), a.feed_end, b.feed_end)
+    return total
+
+
+def _packed_nodes(requests: list[TokenRequest], members: list[int]) -> list[Node]:
+    """The prefix tree of ``members`` as one list, parents first; a shared token of any length is a node."""
+    levels: list[list[Node]] = []
+    _split(requests, sorted(members, key=lambda i: requests[i].seq), 0, 0, -1, 0, levels, min_segment=1)
+    nodes, offset = [], 0
+    for depth, level in enumerate(levels):
+        above = offset - len(levels[depth - 1]) if depth else 0
+        nodes += [Node(n.start, n.end, n.parent + above if depth else -1, n.members, n.tokens) for n in level]
+        offset += len(level)
+    return nodes
