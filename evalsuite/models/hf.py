@@ -2,8 +2,10 @@
 
 A request enters as text (``Loglikelihood``, ``LoglikelihoodRolling``), becomes token sequences
 (the same tokenisation rules as lm-evaluation-harness, so numbers are comparable), and is scored by
-``_score_tokens``: families of sequences that share a prefix are planned by ``shared_prefix`` and
-run in three passes that reuse the key/value cache (see that module's docstring).
+``_score_tokens``. ``shared_prefix`` plans the work: short sequences as prefix trees packed into
+rows under a tree-attention mask (``_run_packed``), long ones and groups around a long shared prefix
+as prefix trees run level by level on a key/value cache (``_run_tree``). Generation lives in
+``generation.py``.
 """
 
 from __future__ import annotations
@@ -397,8 +399,7 @@ class HFModel:
         acc = _Accumulator(self)
         for r, row in enumerate(rows):
             for node, offset in zip(row.nodes, offsets[r]):
-                for m in node.members:
-                    acc.add(m, hidden[r, offset:], node.start, node.start, node.end, reqs[m])
+                acc.add(node, hidden[r, offset:], reqs)
         acc.flush()
         return acc.totals
 
@@ -418,8 +419,7 @@ class HFModel:
     @staticmethod
     def _gather(acc: "_Accumulator", nodes: list, hidden: torch.Tensor, reqs: list[TokenRequest]) -> None:
         for row, node in enumerate(nodes):
-            for m in node.members:
-                acc.add(m, hidden[row], node.start, node.start, node.end, reqs[m])
+            acc.add(node, hidden[row], reqs)
         acc.flush()
 
     def _prefix_pass(self, tokens: tuple[int, ...]):
@@ -493,43 +493,58 @@ def _renumber(batch: TreeBatch, indices: list[int]) -> None:
 
 
 class _Accumulator:
-    """Collects the hidden states at positions whose next token is a target, then scores them at once."""
+    """Collects the hidden states at positions whose next token is a target, then scores them at once.
+
+    A position inside a shared node is projected onto the vocabulary once, however many requests
+    pass through it; each request then reads its own target's log-probability from that row.
+    """
 
     def __init__(self, model: HFModel):
         self.model = model
         self.totals: dict[int, list] = {}
         self._hidden: list[torch.Tensor] = []
+        self._rows = 0
+        self._row: list[int] = []  # per (request, position): its row in the concatenated hidden states
         self._owner: list[int] = []
         self._target: list[int] = []
 
-    def add(self, member: int, row_hidden: torch.Tensor, row_start: int, lo: int, hi: int, req: TokenRequest):
-        """Positions q in [lo, hi) ∩ [ctx_len-1, feed_end) of ``req`` live at row_hidden[q - row_start]."""
-        first = max(lo, req.ctx_len - 1)
-        last = min(hi, req.feed_end)
-        self.totals.setdefault(member, [0.0, True])
-        if first >= last:
+    def add(self, node, node_hidden: torch.Tensor, reqs: list[TokenRequest]) -> None:
+        """``node_hidden[q - node.start]`` is the state at position q, for q in [node.start, node.end)."""
+        spans = []
+        for m in node.members:
+            self.totals.setdefault(m, [0.0, True])
+            first, last = max(node.start, reqs[m].ctx_len - 1), min(node.end, reqs[m].feed_end)
+            if first < last:
+                spans.append((m, first, last))
+        if not spans:
             return
-        self._hidden.append(row_hidden[first - row_start : last - row_start])
-        self._owner.extend([member] * (last - first))
-        self._target.extend(req.seq[first + 1 : last + 1])
+        lo, hi = min(s[1] for s in spans), max(s[2] for s in spans)
+        self._hidden.append(node_hidden[lo - node.start : hi - node.start])
+        for m, first, last in spans:
+            self._row.extend(range(self._rows + first - lo, self._rows + last - lo))
+            self._owner.extend([m] * (last - first))
+            self._target.extend(reqs[m].seq[first + 1 : last + 1])
+        self._rows += hi - lo
 
     def flush(self):
         if not self._hidden:
             return
         hidden = torch.cat(self._hidden)
+        row = torch.tensor(self._row, device=hidden.device)
         target = torch.tensor(self._target, device=hidden.device)
-        picked, greedy = [], []
-        for lo in range(0, len(target), FLUSH_POSITIONS):  # bounded memory: positions x vocabulary floats
-            logits = self.model.logits(hidden[lo : lo + FLUSH_POSITIONS])
-            part = target[lo : lo + FLUSH_POSITIONS]
-            # log p(target) = logit - logsumexp: no second vocabulary-sized array for the log-softmax
-            picked += (logits.gather(1, part[:, None])[:, 0] - torch.logsumexp(logits, -1)).tolist()
-            greedy += (logits.argmax(-1) == part).tolist()
-        for member, lp, g in zip(self._owner, picked, greedy):
+        picked = torch.empty(len(row), device=hidden.device)
+        greedy = torch.empty(len(row), dtype=torch.bool, device=hidden.device)
+        for lo in range(0, len(hidden), FLUSH_POSITIONS):  # bounded memory: positions x vocabulary floats
+            logprobs = self.model.logprobs(hidden[lo : lo + FLUSH_POSITIONS])
+            here = ((row >= lo) & (row < lo + FLUSH_POSITIONS)).nonzero()[:, 0]
+            local, want = row[here] - lo, target[here]
+            picked[here] = logprobs[local, want]
+            greedy[here] = picked[here] >= logprobs.amax(-1)[local]  # amax: far cheaper than argmax on a CPU
+        for member, lp, g in zip(self._owner, picked.tolist(), greedy.tolist()):
             total = self.totals[member]
             total[0] += lp
             total[1] = total[1] and g
-        self._hidden, self._owner, self._target = [], [], []
+        self._hidden, self._rows, self._row, self._owner, self._target = [], 0, [], [], []
 
 
 def _select_rows(cache, rows: torch.Tensor):

@@ -6,8 +6,10 @@ and question are shared by every answer), paired tasks score sentences that diff
 passage. Running each sequence whole repeats most of the work. We sort the sequences so that
 those sharing a prefix are neighbours, and plan:
 
-* for scoring (``plan_tree_batches``): a prefix tree per batch. Each shared segment is one row,
-  run once on top of its parent's key/value cache; the tree runs level by level.
+* for scoring short sequences (``plan_packed``): whole prefix trees laid side by side in rows,
+  run in one pass under a tree-attention mask.
+* for scoring the rest (``plan_tree_batches``): a prefix tree per batch. Each shared segment is one
+  row, run once on top of its parent's key/value cache; the tree runs level by level.
 * for generation prefill (``plan_batches``): three passes, because every prompt must end in one
   cache row to decode from: A, the prefix common to the batch; B, each *family*'s shared part
   (prompts about one passage); C, each prompt's own tail.
@@ -287,7 +289,7 @@ def length_chunks(lengths: list[int], max_rows: int) -> list[list[int]]:
 # Several trees share a row the same way, so a pass is one full block of tokens with no padding
 # but the end of a row, and every shared token is still computed once.
 
-PACK_ROW = 256  # tokens per packed row: attention over a row costs ~row**2, so rows stay short
+PACK_ROW = 128  # tokens per packed row: every token attends over its whole row, so rows stay short
 
 
 @dataclass
