@@ -89,7 +89,12 @@ def test_winogender_prompt_matches_the_reference_format():
     reqs = winogender.requests(doc)
     assert reqs[0].context == "The nurse told the patient that he was done. ‘He’ refers to the"
     assert [r.continuation for r in reqs[:2]] == [" nurse", " patient"]
-    assert reqs[2].context == "The" and reqs[2].continuation == " nurse told the patient that he was done."
+    assert reqs[2].context == "The nurse told the patient that" and reqs[2].continuation == " he was done."
+    # a pronoun that starts a word elsewhere ("there", "hers") is not the pronoun; no pronoun: all but "The"
+    doc |= {"sentence": "The nurse said there that her shift was done.", "pronoun": "her"}
+    assert winogender.requests(doc)[2].continuation == " her shift was done."
+    doc |= {"sentence": "The nurse was done.", "pronoun": "she"}
+    assert (winogender.requests(doc)[2].context, winogender.requests(doc)[2].continuation) == ("The", " nurse was done.")
 
 
 def test_winogender_accuracy_gap_and_pair_entropy_by_hand():

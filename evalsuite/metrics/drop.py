@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Union
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 # A gold or predicted answer: one span, or several spans (a multi-span answer).
 Answer = Union[str, Sequence[str]]
@@ -83,6 +82,8 @@ def _aligned_f1s(predicted: list[set[str]], gold: list[set[str]]) -> np.ndarray:
         for j, predicted_bag in enumerate(predicted):
             if _numbers_agree(gold_bag, predicted_bag):
                 scores[i, j] = _bag_f1(predicted_bag, gold_bag)
+    from scipy.optimize import linear_sum_assignment  # imported on first use: scipy takes a while
+
     rows, cols = linear_sum_assignment(scores, maximize=True)
     # max(len) slots: extra predicted spans are penalised just like missed gold spans.
     per_slot = np.zeros(max(len(gold), len(predicted)))

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from functools import cache
+
 import numpy as np
-import sacrebleu
-from rouge_score import rouge_scorer
 
 NO_COMMENT = "I have no comment."
 
 _ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
-# Built once: the scorer is stateless, and lm-eval's settings are the defaults (no stemming).
-_ROUGE_SCORER = rouge_scorer.RougeScorer(list(_ROUGE_TYPES))
+
+
+@cache
+def _rouge_scorer():
+    """Built once, on first use: rouge-score imports nltk, which takes seconds, and most runs never
+    score ROUGE. The scorer is stateless; lm-eval's settings are the defaults (no stemming)."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(list(_ROUGE_TYPES))
 
 
 def bleu(ref: str, pred: str) -> float:
@@ -27,6 +34,8 @@ def bleu(ref: str, pred: str) -> float:
     Without effective order a text shorter than four tokens cannot have a 4-gram and scores 0,
     even when it equals the reference; that is the published definition, kept as is.
     """
+    import sacrebleu  # imported on first use, like rouge-score
+
     return sacrebleu.corpus_bleu(
         [pred],
         [[ref]],
@@ -47,7 +56,7 @@ def _split_sentences(text: str) -> str:
 
 def rouge(ref: str, pred: str) -> dict[str, float]:
     """ROUGE-1, ROUGE-2 and ROUGE-Lsum F-measures (0-100) of ``pred`` against one reference."""
-    scores = _ROUGE_SCORER.score(_split_sentences(ref), _split_sentences(pred))
+    scores = _rouge_scorer().score(_split_sentences(ref), _split_sentences(pred))
     # lm-eval passes each single score through a bootstrap aggregator, whose middle value for one
     # sample is that sample itself.
     return {rouge_type: scores[rouge_type].fmeasure * 100 for rouge_type in _ROUGE_TYPES}
