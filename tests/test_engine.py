@@ -130,3 +130,20 @@ def test_generation_with_shared_passages_matches_one_prompt_at_a_time(tiny_model
     tiny_model.batch_size = 1
     alone = [tiny_model.generate([Generate(p, max_tokens=5)])[0] for p in prompts]
     assert together == alone
+
+
+def test_refilled_batch_gives_each_prompt_its_own_greedy_answer(tiny_model):
+    # Two rows, five prompts of different lengths and token limits: rows finish at different steps
+    # and waiting prompts join the running batch; each answer must equal the prompt decoded alone.
+    prompts = ["A", "The cat sat on the mat and then", "Q: Why?\nA:", "One two three", "Hello there, my old friend"]
+    requests = [Generate(p, max_tokens=m) for p, m in zip(prompts, [2, 7, 3, 9, 1])]
+    tiny_model.batch_size = 1
+    alone = [tiny_model.generate([r])[0] for r in requests]
+    tiny_model.batch_size = 2
+    assert tiny_model.generate(requests) == alone
+
+
+def test_more_samples_than_rows_still_run(tiny_model):
+    tiny_model.batch_size = 2
+    (texts,) = tiny_model.generate([Generate("The cat", max_tokens=3, temperature=1.0, n=5, seed=1)])
+    assert len(texts) == 5

@@ -1,11 +1,12 @@
 """The decoding loop behind ``HFModel.generate``.
 
-Prompts are prefilled together, each shared prefix once (the same three passes as likelihood
-scoring, see ``shared_prefix``); a request's ``n`` samples then share that prefill (its cache rows
-are repeated, not recomputed). Each step appends one token per live row;
-a row that hits a stop sequence, end-of-sequence or its token limit is dropped from the batch and
-its cache, so finished rows cost nothing. Sampling draws from a per-request generator seeded from
-the request, so a sample does not depend on which other requests shared its batch.
+Prompts are prefilled together, each shared prefix once (three passes, see ``shared_prefix``); a
+request's ``n`` samples then share that prefill (its cache rows are repeated, not recomputed). Each
+step appends one token per live row; a row that hits a stop sequence, end-of-sequence or its token
+limit leaves the batch and its cache, and waiting prompts are prefilled and join the running batch
+in its place (continuous batching): on a CPU a decoding step costs about the same for 2 rows as for
+16, so the batch is kept full. Sampling draws from a per-request generator seeded from the request,
+so a sample does not depend on which other requests shared its batch.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import torch
 from evalsuite.models.hf import _select_rows
 from evalsuite.models.shared_prefix import TokenRequest, plan_batches
 from evalsuite.requests import Generate
+
+
+NUCLEUS_CANDIDATES = 512
 
 
 def _generator(request: Generate, sample: int, device: torch.device) -> torch.Generator:
@@ -31,7 +35,11 @@ def _choose(logits: torch.Tensor, request: Generate, gen: torch.Generator | None
         return int(logits.argmax())
     probs = torch.softmax(logits.float() / request.temperature, dim=-1)
     if request.top_p < 1.0:  # nucleus: keep the smallest set of tokens whose mass reaches top_p
-        sorted_probs, idx = probs.sort(descending=True)
+        # The nucleus almost always lies among the likeliest few hundred tokens: find them with topk
+        # (far cheaper than sorting the whole vocabulary at every step), and sort all only if not.
+        sorted_probs, idx = probs.topk(min(NUCLEUS_CANDIDATES, probs.numel()))
+        if sorted_probs.sum() < request.top_p:
+            sorted_probs, idx = probs.sort(descending=True)
         keep = sorted_probs.cumsum(0) - sorted_probs < request.top_p
         probs = torch.zeros_like(probs).scatter(0, idx[keep], sorted_probs[keep])
     return int(torch.multinomial(probs, 1, generator=gen))
@@ -78,54 +86,129 @@ def _prefill(model, prompts: list[list[int]]):
     return cache, mask.index_select(0, order), next_pos, logits.index_select(0, order)
 
 
+class _Rows:
+    """The live decoding rows: one per sample, each with its key/value cache row, mask and position."""
+
+    def __init__(self, model, requests: list[Generate]):
+        self.model, self.requests = model, requests
+        self.cache = self.mask = self.next_pos = self.logits = None
+        self.owner: list[int] = []  # request index of each row
+        self.sample: list[int] = []
+        self.tokens: list[list[int]] = []
+        self.gens: list[torch.Generator | None] = []
+
+    def __len__(self) -> int:
+        return len(self.owner)
+
+    def join(self, indices: list[int], prompts: list[list[int]]) -> None:
+        """Prefill these requests' prompts and add one row per sample; the rows of one request share
+        its prefill. Caches of different lengths are aligned by left padding (masked out)."""
+        cache, mask, next_pos, logits = _prefill(self.model, [prompts[i] for i in indices])
+        device = self.model.device
+        rows = torch.tensor([k for k, i in enumerate(indices) for _ in range(self.requests[i].n)], device=device)
+        cache.batch_select_indices(rows)
+        mask, next_pos, logits = mask.index_select(0, rows), next_pos.index_select(0, rows), logits.index_select(0, rows)
+        if self.cache is not None:
+            width = max(mask.shape[1], self.mask.shape[1])
+            cache = _concat_caches(_left_pad(self.cache, width), _left_pad(cache, width))
+            mask = torch.cat([_left_pad_mask(self.mask, width), _left_pad_mask(mask, width)])
+            next_pos, logits = torch.cat([self.next_pos, next_pos]), torch.cat([self.logits, logits])
+        self.cache, self.mask, self.next_pos, self.logits = cache, mask, next_pos, logits
+        for i in indices:
+            request = self.requests[i]
+            for j in range(request.n):
+                self.owner.append(i)
+                self.sample.append(j)
+                self.tokens.append([])
+                self.gens.append(_generator(request, j, device) if request.temperature > 0 else None)
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop every other row from the batch and its cache: finished rows cost nothing more."""
+        if len(rows) == len(self):
+            return
+        index = torch.tensor(rows, dtype=torch.long, device=self.model.device)
+        self.cache.batch_select_indices(index)
+        self.mask, self.next_pos = self.mask.index_select(0, index), self.next_pos.index_select(0, index)
+        self.logits = self.logits.index_select(0, index)
+        for name in ("owner", "sample", "tokens", "gens"):
+            setattr(self, name, [getattr(self, name)[r] for r in rows])
+
+    def step(self, chosen: list[int]) -> None:
+        """Feed each row its chosen token; the next logits come back."""
+        device = self.model.device
+        self.mask = torch.cat([self.mask, torch.ones(len(self), 1, dtype=self.mask.dtype, device=device)], 1)
+        ids = torch.tensor(chosen, device=device)[:, None]
+        hidden, self.cache = self.model._forward(ids, self.mask, self.next_pos[:, None], self.cache, True)
+        self.logits = self.model.logprobs(hidden[:, -1])
+        self.next_pos = self.next_pos + 1
+
+
 @torch.no_grad()
-def decode_batch(model, requests: list[Generate], prompts: list[list[int]]) -> list[list[str]]:
-    device = model.device
-    cache, mask, next_pos, last_logits = _prefill(model, prompts)
-    # One decoding row per sample; rows of one request share its prefill.
-    owner = [i for i, r in enumerate(requests) for _ in range(r.n)]
-    sample_no = [j for r in requests for j in range(r.n)]
-    rows = torch.tensor(owner, device=device)
-    cache.batch_select_indices(rows)
-    logits = last_logits.index_select(0, rows)
-    mask = mask.index_select(0, rows)
-    next_pos = next_pos.index_select(0, rows)
-    gens = [_generator(requests[o], s, device) if requests[o].temperature > 0 else None for o, s in zip(owner, sample_no)]
-    tokens: list[list[int]] = [[] for _ in owner]
-    texts = [""] * len(owner)
-    live = list(range(len(owner)))
+def decode_stream(model, requests: list[Generate], prompts: list[list[int]], order: list[int]):
+    """Decode every request in ``order``, keeping up to ``model.batch_size`` rows busy: whenever a
+    quarter of the rows (or a request's worth) has finished, the next prompts are prefilled and join
+    the running batch, so a few long answers never leave the batch nearly empty.
+
+    Yields ``(request index, its n texts)`` as each request finishes.
+    """
     eos = set(_eos_ids(model))
-    step = 0
-    while live:
-        chosen = []
-        still = []
-        for k, row in enumerate(live):
-            request = requests[owner[row]]
-            token = _choose(logits[k], request, gens[row])
+    queue = list(order)
+    rows = _Rows(model, requests)
+    texts: dict[int, list[str]] = {i: [""] * requests[i].n for i in queue}
+    left = {i: requests[i].n for i in queue}
+    while queue or len(rows):
+        free = model.batch_size - len(rows)
+        if queue and (not len(rows) or free >= max(requests[queue[0]].n, model.batch_size // 4)):
+            joining = []
+            while queue:
+                n = requests[queue[0]].n
+                if n > free and (joining or len(rows)):  # a request with more samples than rows goes alone
+                    break
+                free -= n
+                joining.append(queue.pop(0))
+            rows.join(joining, prompts)
+        chosen, still = [], []
+        for k in range(len(rows)):
+            request = requests[rows.owner[k]]
+            token = _choose(rows.logits[k], request, rows.gens[k])
             done = token in eos
             if not done:
-                tokens[row].append(token)
-                texts[row], done = _cut_at_stop(model.tokenizer.decode(tokens[row], skip_special_tokens=True), request.stop)
-            if not done and len(tokens[row]) < request.max_tokens:
+                rows.tokens[k].append(token)
+                text, done = _cut_at_stop(model.tokenizer.decode(rows.tokens[k], skip_special_tokens=True), request.stop)
+                texts[rows.owner[k]][rows.sample[k]] = text
+            if not done and len(rows.tokens[k]) < request.max_tokens:
                 still.append(k)
                 chosen.append(token)
-        step += 1
-        if not still:
-            break
-        if len(still) < len(live):  # drop finished rows from the batch and the cache
-            keep = torch.tensor(still, device=device)
-            cache.batch_select_indices(keep)
-            mask, next_pos = mask.index_select(0, keep), next_pos.index_select(0, keep)
-            live = [live[k] for k in still]
-        mask = torch.cat([mask, torch.ones(len(live), 1, dtype=mask.dtype, device=device)], 1)
-        step_ids = torch.tensor(chosen, device=device)[:, None]
-        hidden, cache = model._forward(step_ids, mask, next_pos[:, None], cache, True)
-        logits = model.logprobs(hidden[:, -1])
-        next_pos = next_pos + 1
-    out: list[list[str]] = [[] for _ in requests]
-    for row, o in enumerate(owner):
-        out[o].append(texts[row])
-    return out
+            else:
+                left[rows.owner[k]] -= 1
+                if left[rows.owner[k]] == 0:
+                    yield rows.owner[k], texts.pop(rows.owner[k])
+        rows.keep(still)
+        if still:
+            rows.step(chosen)
+
+
+def _left_pad(cache, width: int):
+    from transformers import DynamicCache
+
+    pairs = []
+    for layer in cache.layers:
+        short = width - layer.keys.shape[2]
+        pad = lambda t: torch.nn.functional.pad(t, (0, 0, short, 0)) if short else t  # noqa: E731
+        pairs.append((pad(layer.keys), pad(layer.values)))
+    return DynamicCache(pairs)
+
+
+def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
+    return torch.nn.functional.pad(mask, (width - mask.shape[1], 0))
+
+
+def _concat_caches(a, b):
+    from transformers import DynamicCache
+
+    return DynamicCache(
+        [(torch.cat([x.keys, y.keys]), torch.cat([x.values, y.values])) for x, y in zip(a.layers, b.layers)]
+    )
 
 
 def _eos_ids(model) -> list[int]:

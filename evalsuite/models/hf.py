@@ -25,6 +25,7 @@ from evalsuite.models.shared_prefix import (
     TreeBatch,
     common_prefix_len,
     length_chunks,
+    plan_batches,
     plan_packed,
     plan_tree_batches,
 )
@@ -104,6 +105,20 @@ def folder_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _transpose_linear_storage(model: torch.nn.Module) -> None:
+    """Store every linear layer's weight as the transpose of a contiguous (in, out) matrix.
+
+    The values and shapes are unchanged; only the memory layout is. On a CPU, torch sends
+    ``linear(x, W)`` with a small batch of rows (decoding 16 sequences: 16 rows) to a slow GEMM
+    kernel when W is laid out (out, in); with the transposed layout the same call takes a kernel
+    about four times faster, and large batches run at the same speed either way. Tied weights (an
+    output layer that is the input embedding) are one tensor and are laid out once.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
+            module.weight.data = module.weight.data.t().contiguous().t()
+
+
 def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[TokenRequest]:
     """Disjoint windows that together score every token once, each with as much left context as fits.
 
@@ -159,6 +174,8 @@ class HFModel:
                 "'default', or a Hub id while the Hub is reachable",
             ) from err
         self.model.to(self.device).eval()
+        if self.device.type == "cpu":
+            _transpose_linear_storage(self.model)
         self.base = self.model.base_model
         self.head = self.model.get_output_embeddings()
         config = self.model.config
@@ -253,32 +270,29 @@ class HFModel:
 
     def generate(self, requests: list[Generate]) -> list[list[str]]:
         """``n`` completions per request. Prompts are prefilled once (their ``n`` samples share the
-        prefill); finished rows leave the batch so they cost nothing more."""
-        from evalsuite.models.generation import decode_batch
+        prefill); finished rows leave the batch and waiting prompts take their place."""
+        from evalsuite.models.generation import decode_stream
 
         prompts = [self._prompt_tokens(r) for r in requests]
-        order = sorted(range(len(requests)), key=lambda i: -len(prompts[i]))
         results: list[list[str]] = [[] for _ in requests]
-        start = 0
-        while start < len(order):
-            # batch_size counts decoding rows: a request with n samples takes n rows.
-            chunk, rows = [], 0
-            while start < len(order) and (not chunk or rows + requests[order[start]].n <= self.batch_size):
-                chunk.append(order[start])
-                rows += requests[order[start]].n
-                start += 1
+        pending = list(range(len(requests)))
+        while pending:
             try:
-                outputs = decode_batch(self, [requests[i] for i in chunk], [prompts[i] for i in chunk])
+                for i, texts in decode_stream(self, requests, prompts, self._generation_order(pending, prompts)):
+                    results[i] = texts
             except torch.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise EvalsuiteError("Out of memory even at batch size 1.", "use a smaller model or --dtype") from None
                 self.batch_size //= 2
                 tqdm.write(f"out of memory: batch size halved to {self.batch_size}")
-                start -= len(chunk)
-                continue
-            for i, out in zip(chunk, outputs):
-                results[i] = out
+            pending = [i for i in pending if not results[i]]
         return results
+
+    def _generation_order(self, indices: list[int], prompts: list[list[int]]) -> list[int]:
+        """Prompts that share a start (questions about one passage) next to each other, so that they
+        join the batch together and their prefill reads the passage once; longest first."""
+        plan = plan_batches([TokenRequest(tuple(prompts[i]), 1) for i in indices], self.batch_size, split_on_prefix=False)
+        return [indices[m] for batch in plan for fam in batch.families for m in fam.members]
 
     def _prompt_tokens(self, request: Generate) -> list[int]:
         text = request.context
