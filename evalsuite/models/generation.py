@@ -75,7 +75,9 @@ def _prefill(model, prompts: list[list[int]]):
     mask = torch.cat([mask_b.index_select(0, fam_rows), mask_c], 1)
     offsets = torch.tensor([b_end for _, b_end, _ in members], device=device)
     pos = offsets[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
-    hidden, cache = model._forward(ids, mask, pos, _select_rows(cache_b, fam_rows), True)
+    # Without shared passages every family is one prompt, in order: pass C continues cache B as is.
+    same = len(members) == len(fams)
+    hidden, cache = model._forward(ids, mask, pos, cache_b if same else _select_rows(cache_b, fam_rows), True)
     last = torch.tensor([len(requests[m].seq) - b_end - 1 for _, b_end, m in members], device=device)
     logits = model.logprobs(hidden[torch.arange(len(members), device=device), last])
     # Back to input order: row r of the outputs belongs to prompt members[r][2].
@@ -105,12 +107,13 @@ class _Rows:
         its prefill. Caches of different lengths are aligned by left padding (masked out)."""
         cache, mask, next_pos, logits = _prefill(self.model, [prompts[i] for i in indices])
         device = self.model.device
-        rows = torch.tensor([k for k, i in enumerate(indices) for _ in range(self.requests[i].n)], device=device)
-        cache.batch_select_indices(rows)
-        mask, next_pos, logits = mask.index_select(0, rows), next_pos.index_select(0, rows), logits.index_select(0, rows)
+        if any(self.requests[i].n > 1 for i in indices):  # one row per sample, sharing its prompt's cache
+            rows = torch.tensor([k for k, i in enumerate(indices) for _ in range(self.requests[i].n)], device=device)
+            cache.batch_select_indices(rows)
+            mask, next_pos, logits = mask.index_select(0, rows), next_pos.index_select(0, rows), logits.index_select(0, rows)
         if self.cache is not None:
             width = max(mask.shape[1], self.mask.shape[1])
-            cache = _concat_caches(_left_pad(self.cache, width), _left_pad(cache, width))
+            cache = _stack_caches(self.cache, cache, width)
             mask = torch.cat([_left_pad_mask(self.mask, width), _left_pad_mask(mask, width)])
             next_pos, logits = torch.cat([self.next_pos, next_pos]), torch.cat([self.logits, logits])
         self.cache, self.mask, self.next_pos, self.logits = cache, mask, next_pos, logits
@@ -132,6 +135,14 @@ class _Rows:
         self.logits = self.logits.index_select(0, index)
         for name in ("owner", "sample", "tokens", "gens"):
             setattr(self, name, [getattr(self, name)[r] for r in rows])
+        # Columns no remaining row attends to (the prompts of rows that left) are cut, so a batch that
+        # keeps running for thousands of steps keeps a cache as wide as its longest live row.
+        used = self.mask.any(0).nonzero()
+        first = int(used[0]) if len(used) else 0
+        if first:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
 
     def step(self, chosen: list[int]) -> None:
         """Feed each row its chosen token; the next logits come back."""
@@ -188,27 +199,26 @@ def decode_stream(model, requests: list[Generate], prompts: list[list[int]], ord
             rows.step(chosen)
 
 
-def _left_pad(cache, width: int):
-    from transformers import DynamicCache
-
-    pairs = []
-    for layer in cache.layers:
-        short = width - layer.keys.shape[2]
-        pad = lambda t: torch.nn.functional.pad(t, (0, 0, short, 0)) if short else t  # noqa: E731
-        pairs.append((pad(layer.keys), pad(layer.values)))
-    return DynamicCache(pairs)
-
-
 def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
     return torch.nn.functional.pad(mask, (width - mask.shape[1], 0))
 
 
-def _concat_caches(a, b):
+def _stack_caches(a, b, width: int):
+    """The rows of cache ``a`` then those of ``b``, right-aligned in ``width`` positions (the left
+    padding is masked out). One new tensor per layer: no padded intermediate copies."""
     from transformers import DynamicCache
 
-    return DynamicCache(
-        [(torch.cat([x.keys, y.keys]), torch.cat([x.values, y.values])) for x, y in zip(a.layers, b.layers)]
-    )
+    layers = []
+    for x, y in zip(a.layers, b.layers):
+        pair = []
+        for u, v in ((x.keys, y.keys), (x.values, y.values)):
+            out = u.new_zeros(u.shape[0] + v.shape[0], u.shape[1], width, u.shape[3])
+            out[: u.shape[0], :, width - u.shape[2] :] = u
+            out[u.shape[0] :, :, width - v.shape[2] :] = v
+            pair.append(out)
+        x.keys = x.values = y.keys = y.values = None  # free each layer's old rows as soon as copied
+        layers.append(tuple(pair))
+    return DynamicCache(layers)
 
 
 def _eos_ids(model) -> list[int]:
