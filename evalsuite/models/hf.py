@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm  # tqdm.write keeps messages clear of the runner's progress bar
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.models.cpu_weights import prepare_cpu_weights
 from evalsuite.models.shared_prefix import (
     PackedRow,
     TokenRequest,
@@ -105,20 +106,6 @@ def folder_fingerprint(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _transpose_linear_storage(model: torch.nn.Module) -> None:
-    """Store every linear layer's weight as the transpose of a contiguous (in, out) matrix.
-
-    The values and shapes are unchanged; only the memory layout is. On a CPU, torch sends
-    ``linear(x, W)`` with a small batch of rows (decoding 16 sequences: 16 rows) to a slow GEMM
-    kernel when W is laid out (out, in); with the transposed layout the same call takes a kernel
-    about four times faster, and large batches run at the same speed either way. Tied weights (an
-    output layer that is the input embedding) are one tensor and are laid out once.
-    """
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and module.weight.is_contiguous():
-            module.weight.data = module.weight.data.t().contiguous().t()
-
-
 def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[TokenRequest]:
     """Disjoint windows that together score every token once, each with as much left context as fits.
 
@@ -175,7 +162,7 @@ class HFModel:
             ) from err
         self.model.to(self.device).eval()
         if self.device.type == "cpu":
-            _transpose_linear_storage(self.model)
+            prepare_cpu_weights(self.model)
         self.base = self.model.base_model
         self.head = self.model.get_output_embeddings()
         config = self.model.config
