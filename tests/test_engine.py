@@ -122,7 +122,9 @@ def test_sampling_is_seeded_and_stops_at_stop_sequences(tiny_model):
     assert all("e" not in text for text in first)
 
 
-def test_generation_with_shared_passages_matches_one_prompt_at_a_time(tiny_model):
+@pytest.mark.parametrize("prefill_tokens", [4096, 60])  # 60: prompts join in groups, a passage's questions split
+def test_generation_with_shared_passages_matches_one_prompt_at_a_time(tiny_model, prefill_tokens, monkeypatch):
+    monkeypatch.setattr("evalsuite.models.generation.PREFILL_TOKENS", prefill_tokens)
     passage = "The river runs through the old town, past the mill and under three stone bridges. " * 3
     prompts = [passage + f"Question {q}\nAnswer:" for q in ("one?", "two, please?", "three")] + ["Unrelated prompt:"]
     tiny_model.batch_size = 8

@@ -21,6 +21,10 @@ from evalsuite.requests import Generate
 
 
 NUCLEUS_CANDIDATES = 512
+# Prompt tokens prefilled in one forward pass at most. Long prompts (DROP's passages run to ~1,100
+# tokens) joining 16 at a time would hold 16 passages' attention scores at once; in groups of this
+# many tokens the peak memory is a few passages' worth, and the passes stay large enough to be fast.
+PREFILL_TOKENS = 4096
 
 
 def _generator(request: Generate, sample: int, device: torch.device) -> torch.Generator:
@@ -103,6 +107,17 @@ class _Rows:
         return len(self.owner)
 
     def join(self, indices: list[int], prompts: list[list[int]]) -> None:
+        """Prefill these requests' prompts, at most ``PREFILL_TOKENS`` at a time, and add their rows."""
+        group: list[int] = []
+        for i in indices:
+            if group and sum(len(prompts[j]) for j in group) + len(prompts[i]) > PREFILL_TOKENS:
+                self._join(group, prompts)
+                group = []
+            group.append(i)
+        if group:
+            self._join(group, prompts)
+
+    def _join(self, indices: list[int], prompts: list[list[int]]) -> None:
         """Prefill these requests' prompts and add one row per sample; the rows of one request share
         its prefill. Caches of different lengths are aligned by left padding (masked out)."""
         cache, mask, next_pos, logits = _prefill(self.model, [prompts[i] for i in indices])
