@@ -109,11 +109,13 @@ class _Rows:
     def join(self, indices: list[int], prompts: list[list[int]]) -> None:
         """Prefill these requests' prompts, at most ``PREFILL_TOKENS`` at a time, and add their rows."""
         group: list[int] = []
+        tokens = 0
         for i in indices:
-            if group and sum(len(prompts[j]) for j in group) + len(prompts[i]) > PREFILL_TOKENS:
+            if group and tokens + len(prompts[i]) > PREFILL_TOKENS:
                 self._join(group, prompts)
-                group = []
+                group, tokens = [], 0
             group.append(i)
+            tokens += len(prompts[i])
         if group:
             self._join(group, prompts)
 

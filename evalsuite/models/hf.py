@@ -555,8 +555,6 @@ def _select_rows(cache, rows: torch.Tensor):
     return DynamicCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows)) for layer in cache.layers])
 
 
-
-
 def _slice_positions(cache, length: int):
     """A new key/value cache holding the first ``length`` positions of ``cache``."""
     from transformers import DynamicCache
