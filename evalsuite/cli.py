@@ -1,7 +1,10 @@
-"""The ``evalsuite`` command: ``run`` scores a checkpoint on tasks; ``tasks`` lists them.
+"""The ``evalsuite`` command: ``run`` scores a checkpoint on tasks; ``tasks`` lists them. The
+trainer (``train``) and the reports (``compare``, ``tax``, ``report``) are loaded only when asked
+for, so the harness core never imports them.
 
-A request's path: ``main`` -> ``cmd_run`` builds the tasks (``registry``) and the model
-(``models.hf``), ``runner.evaluate`` merges and caches requests and calls the model, and
+A request's path: ``main`` -> ``cmd_run`` builds the tasks (``registry``) and loads their data
+(``runner.prepare``), checks the output and cache, loads the model (``models.hf``),
+``runner.evaluate_prepared`` merges and caches requests and calls the model, and
 ``results.write_run`` writes the run record.
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import os
 import random
 import sys
@@ -19,40 +23,53 @@ from pathlib import Path
 from evalsuite.errors import EvalsuiteError
 
 DEFAULT_TASKS = "truthfulqa_mc1,truthfulqa_mc2,crows_pairs,winogender,wikitext"
+# Subcommands that live outside the core: (module with ``main(argv) -> int``, help line).
+EXTERNAL = {
+    "train": ("evalsuite.trainers.cli", "train a checkpoint: sft, rm or ppo (PPO-ptx with --ptx-coef)"),
+    "compare": ("evalsuite.reports.cli", "pairwise win rate of models against a baseline, with a judge"),
+    "tax": ("evalsuite.reports.cli", "the alignment-tax table: checkpoints against their base, paired"),
+    "report": ("evalsuite.reports.cli", "a self-contained HTML report of runs, comparisons and the tax table"),
+}
 
 
-def parse_task_spec(spec: str) -> tuple[str, dict]:
-    """``name`` or ``name:key=value:key=value`` (values stay strings; ints are converted)."""
-    name, *pairs = spec.strip().split(":")
-    params = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise EvalsuiteError(f"Bad task parameter '{pair}' in '{spec}'.", "write it as task:key=value")
-        key, value = pair.split("=", 1)
-        params[key] = int(value) if value.lstrip("-").isdigit() else value
-    return name, params
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def batch_size_arg(text: str) -> int | str:
+    return "auto" if text == "auto" else positive_int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="evalsuite", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="score a model on tasks")
-    run.add_argument("--model", default="default", help="HF folder, Hub id, .gguf file, or 'default' (SmolLM2-135M)")
-    run.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated; parameters as task:key=value")
-    run.add_argument("--data-dir", default=None, help="datasets folder (default: $EVALSUITE_DATA, else Hub, else sample)")
-    run.add_argument("--output", default=None, help="run record folder (default: runs/<model>-<time>)")
-    run.add_argument("--limit", type=int, default=None, help="first N documents of each task")
-    run.add_argument("--batch-size", default="16", help="sequences per forward pass, or 'auto'")
-    run.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-    run.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
-    run.add_argument("--max-length", type=int, default=None, help="model window in tokens (default: the model's)")
-    run.add_argument("--seed", type=int, default=1234)
-    run.add_argument("--cache", default=None, help="SQLite response cache (default: in the evalsuite home)")
-    run.add_argument("--toxicity-scorer", default="bilstm", help="bilstm (offline), detoxify, perspective or auto")
-    run.add_argument("--judge", default="minilm", help="judge for judged metrics: 'minilm' (offline) or a model")
-    run.add_argument("--chat-template", default="auto", help="wrap instruction prompts in the chat template: auto|on|off")
-    run.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with a Hub model to run")
+    add = run.add_argument
+    add("--model", default="default", help="HF folder, Hub id, .gguf file, or 'default' (SmolLM2-135M)")
+    add("--tasks", default=DEFAULT_TASKS, help="comma-separated; parameters as task:key=value")
+    add("--data-dir", default=None, help="datasets folder (default: $EVALSUITE_DATA, else Hub, else sample)")
+    add("--output", default=None, help="run record folder (default: runs/<model>-<time>)")
+    add("--overwrite", action="store_true", help="replace a run record already in --output")
+    add("--limit", type=positive_int, default=None, help="first N documents of each task")
+    add("--batch-size", type=batch_size_arg, default=16, help="sequences per forward pass, or 'auto'")
+    add("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    add("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    add("--max-length", type=positive_int, default=None, help="model window in tokens (default: the model's)")
+    add("--seed", type=int, default=1234)
+    add("--cache", default=None, help="SQLite response cache (default: in the evalsuite home)")
+    add("--toxicity-scorer", default="bilstm", help="bilstm (offline), detoxify, perspective or auto")
+    add("--judge", default="minilm", help="judge for judged metrics: 'minilm' (offline) or a model")
+    add("--chat-template", default="auto", help="wrap instruction prompts in the chat template: auto|on|off")
+    add("--trust-remote-code", action="store_true", help="allow code shipped with a Hub model to run")
     sub.add_parser("tasks", help="list the registered tasks")
+    for name, (_, help_line) in EXTERNAL.items():
+        sub.add_parser(name, help=help_line, add_help=False)
     return parser
 
 
@@ -68,31 +85,47 @@ def seed_everything(seed: int) -> None:
 def cmd_tasks(_args) -> int:
     from evalsuite.registry import get_task, task_names
 
-    rows = [("task", "primary metric", "data")]
-    rows += [(name, (t := get_task(name)).primary_metric, t.data) for name in task_names()]
-    widths = [max(len(r[i]) for r in rows) for i in range(2)]
-    for name, metric, data in rows:
-        print(f"{name:<{widths[0]}}  {metric:<{widths[1]}}  {data}")
+    rows = [("task", "group", "primary metric", "data")]
+    rows += [(name, (t := get_task(name)).group, t.primary_metric, t.data) for name in task_names()]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for name, group, metric, data in rows:
+        print(f"{name:<{widths[0]}}  {group:<{widths[1]}}  {metric:<{widths[2]}}  {data}")
     return 0
 
 
 def cmd_run(args) -> int:
-    from evalsuite.cache import RequestCache
-    from evalsuite.models.hf import HFModel
+    from evalsuite.cache import RequestCache, check_cache_path
     from evalsuite.paths import home
-    from evalsuite.registry import get_task
-    from evalsuite.results import build_record, check_writable, write_run
-    from evalsuite.runner import distributed_state, evaluate
-    from evalsuite.scorers.scorer_set import ScorerSet
+    from evalsuite.registry import build_tasks
+    from evalsuite.results import check_output
+    from evalsuite.runner import distributed_state, prepare
 
     started = time.perf_counter()
-    specs = [parse_task_spec(s) for s in args.tasks.split(",") if s.strip()]
-    tasks = [get_task(name, **params) for name, params in specs]  # unknown names fail before loading a model
+    # Everything that can be checked without the model is checked first: on a 7B checkpoint a late
+    # error costs minutes. Tasks and parameters, then every task's data, then output and cache.
+    prepared = prepare(build_tasks(args.tasks), args.data_dir, args.limit)
     rank, world, state = distributed_state()
     name = Path(args.model.rstrip("/")).name.removesuffix(".gguf") or "model"
     output = Path(args.output or f"runs/{name}-{datetime.now():%Y%m%d-%H%M%S}")
     if rank == 0:
-        check_writable(output)
+        check_output(output, args.overwrite)
+    cache_path = Path(args.cache).expanduser() if args.cache else home() / "cache.sqlite"
+    check_cache_path(cache_path)
+    cache = RequestCache(cache_path)
+    try:
+        return _evaluate(args, prepared, cache, output, started)
+    finally:
+        cache.close()
+
+
+def _evaluate(args, prepared, cache, output: Path, started: float) -> int:
+    """Load the model and scorers, answer every request, write the run record (rank 0)."""
+    from evalsuite.models.hf import HFModel
+    from evalsuite.results import build_record, write_run
+    from evalsuite.runner import distributed_state, evaluate_prepared
+    from evalsuite.scorers.scorer_set import ScorerSet
+
+    rank, world, state = distributed_state()
     seed_everything(args.seed)
     device = args.device
     if state is not None and state.device.type == "cuda" and args.device in ("auto", "cuda"):
@@ -102,43 +135,55 @@ def cmd_run(args) -> int:
         trust_remote_code=args.trust_remote_code, chat_template=args.chat_template,
     )
     loaded = time.perf_counter()
-    cache = RequestCache(Path(args.cache) if args.cache else home() / "cache.sqlite")
     scorers = ScorerSet(toxicity=args.toxicity_scorer, judge=args.judge, device=device)
-    results, stats = evaluate(model, tasks, args.data_dir, args.limit, cache, scorers)
+    results, stats = evaluate_prepared(model, prepared, cache, scorers)
     if rank != 0:
         return 0
     config = {k: v for k, v in vars(args).items() if k != "command"} | {
         "batch_size": model.batch_size, "processes": world, "data_dir": args.data_dir or os.environ.get("EVALSUITE_DATA"),
     }
     timings = {"total_seconds": round(time.perf_counter() - started, 3), "model_load_seconds": round(loaded - started, 3)}
-    record = build_record(config, model.describe() | {"truncated_prompts": model.truncated_prompts}, results, stats,
-                          timings, scorers.describe())
+    model_info = model.describe() | {"truncated_prompts": model.truncated_prompts}
+    record = build_record(config, model_info, results, stats, timings, scorers.describe())
     write_run(output, record, results)
     print_summary(record)
     print(f"\nrun record: {output}/results.json ({stats.computed} requests computed, {stats.from_cache} from cache)")
     return 0
 
 
+def direction(task: dict, metric: str) -> str:
+    """How to read a metric: higher better, lower better, or best at an ideal value."""
+    if metric in task.get("ideal", {}):
+        return f"ideal {task['ideal'][metric]:g}"
+    better = task.get("higher_is_better", {}).get(metric)
+    return "" if better is None else ("higher" if better else "lower")
+
+
 def print_summary(record: dict) -> None:
-    rows = [("task", "metric", "value", "± stderr", "n", "seconds")]
+    rows = [("task", "metric", "better", "value", "± stderr", "n", "seconds")]
     for task_name, task in record["tasks"].items():
+        first = True
         for metric, value in task["metrics"].items():
             if "/" in metric:  # breakdowns stay in results.json; the table shows headline numbers
                 continue
             se = task["stderr"].get(metric)
-            rows.append((task_name, metric, f"{value:.4f}", f"{se:.4f}" if se is not None else "-", str(task["n"]),
-                         f"{task['seconds']:.1f}"))
-            task_name = ""
+            rows.append((task_name if first else "", metric, direction(task, metric), f"{value:.4f}",
+                         f"{se:.4f}" if se is not None else "-", str(task["n"]) if first else "",
+                         f"{task['seconds']:.1f}" if first else ""))
+            first = False
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
-        print("  ".join(cell.ljust(w) if j < 2 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+        print("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
+        if argv and argv[0] in EXTERNAL:
+            return importlib.import_module(EXTERNAL[argv[0]][0]).main(argv)
+        args = build_parser().parse_args(argv)
         return cmd_tasks(args) if args.command == "tasks" else cmd_run(args)
     except EvalsuiteError as err:
         print(f"error: {err}", file=sys.stderr)

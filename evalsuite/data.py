@@ -8,17 +8,20 @@ same original format, so the whole pipeline runs offline on a fresh machine.
 
 from __future__ import annotations
 
-import hashlib
+import csv
+import io
 import json
 import os
 import socket
 import sys
-from functools import lru_cache
-from pathlib import Path
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
 
-from evalsuite.errors import EvalsuiteError
+from evalsuite.errors import EvalsuiteError, malformed
+from evalsuite.fileio import read_text, sha256_file, sha256_json
 from evalsuite.paths import home
 from evalsuite.task import Dataset, Doc
 
@@ -30,10 +33,6 @@ def data_root(data_dir: str | Path | None) -> Path | None:
     return Path(root).expanduser() if root else None
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @lru_cache(maxsize=1)
 def hub_reachable() -> bool:
     if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"):
@@ -43,12 +42,6 @@ def hub_reachable() -> bool:
         return True
     except OSError:
         return False
-
-
-def malformed(path: Path, line: int, problem: str) -> EvalsuiteError:
-    return EvalsuiteError(
-        f"Malformed row in {path} at line {line}: {problem}.", "fix or remove that row, or re-download the file"
-    )
 
 
 def load_source(
@@ -73,8 +66,7 @@ def load_source(
         return Dataset(_checked(parse(path), path), str(path), sha256_file(path))
     if hub is not None and hub_reachable():
         docs = hub()
-        digest = hashlib.sha256(json.dumps(docs, sort_keys=True, default=str).encode()).hexdigest()
-        return Dataset(docs, f"hub:{hub_name}", digest)
+        return Dataset(docs, f"hub:{hub_name}", sha256_json(docs))
     samples = home() / "samples"
     for rel, text in {relpath: sample, **(extra or {})}.items():  # extra: files the parser reads beside it
         _write_if_changed(samples / rel, text)
@@ -86,7 +78,7 @@ def load_source(
     return Dataset(_checked(parse(path), path), f"sample:{relpath}", sha256_file(path))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _note_once(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -105,9 +97,19 @@ def _checked(docs: list[Doc], path: Path) -> list[Doc]:
 
 def read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise malformed(path, err.lineno, err.msg) from None
+
+
+def read_csv(path: Path, delimiter: str = ",", columns: tuple[str, ...] = ()) -> list[tuple[int, dict]]:
+    """(line number, row) of every row of a CSV/TSV file with a header; ``columns`` must be in it."""
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter=delimiter)
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise malformed(path, 1, f"missing column(s) {', '.join(missing)}")
+    return [(reader.line_num, row) for row in reader]
+
 
 
 # --- helpers for tasks that read a user-chosen file and check rows ----------------------------------

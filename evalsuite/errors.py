@@ -12,3 +12,10 @@ class EvalsuiteError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{problem} Fix: {fix}" if fix else problem)
+
+
+def malformed(path, line: int, problem: str) -> EvalsuiteError:
+    """The standard error for a bad row of a data file: which file, which line, what is wrong."""
+    return EvalsuiteError(
+        f"Malformed row in {path} at line {line}: {problem}.", "fix or remove that row, or re-download the file"
+    )

@@ -1,17 +1,28 @@
-"""Where evalsuite keeps things it builds once: the converted default model and the request cache."""
+"""Where evalsuite keeps things it builds once: the converted default model, the request cache,
+remembered file digests."""
 
+import contextlib
 import os
 from pathlib import Path
 
 
 def home() -> Path:
-    """The evalsuite cache folder (``EVALSUITE_HOME``, else ``~/.cache/evalsuite``)."""
+    """The evalsuite cache folder (``EVALSUITE_HOME``, else ``~/.cache/evalsuite``).
+
+    Created when possible; a read-only home is not an error here: only what must be written there
+    (a converted model, the default cache) fails, with its own message."""
     root = os.environ.get("EVALSUITE_HOME") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "evalsuite"
     )
     path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def digest_memo() -> Path:
+    """Remembered sha256 digests of big files (a speed-up only: skipped when not writable)."""
+    return home() / "digests.json"
 
 
 def packaged_folder(import_name: str, dist: str, fix: str) -> Path:

@@ -11,8 +11,8 @@ import difflib
 import importlib
 import inspect
 import pkgutil
+from collections.abc import Callable
 from importlib.metadata import entry_points
-from typing import Callable
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.task import Task
@@ -57,7 +57,8 @@ def task_names() -> list[str]:
 
 
 def get_task(name: str, **params) -> Task:
-    """Build task ``name``; ``params`` go to its factory (e.g. ``revision="2025"``)."""
+    """Build task ``name``; ``params`` go to its factory (e.g. ``revision="2025"``). Values given as
+    text (from ``task:key=value``) are converted to the type of the parameter's declared default."""
     _load_all()
     if name not in _FACTORIES:
         close = difflib.get_close_matches(name, _FACTORIES, n=3, cutoff=0.5)
@@ -67,10 +68,72 @@ def get_task(name: str, **params) -> Task:
     accepted = inspect.signature(factory).parameters
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise EvalsuiteError(
-            f"Task '{name}' has no parameter {', '.join(unknown)}.", f"its parameters are: {', '.join(accepted) or 'none'}"
-        )
+        listed = ", ".join(f"{k} (default {p.default!r})" for k, p in accepted.items()) or "none"
+        raise EvalsuiteError(f"Task '{name}' has no parameter {', '.join(unknown)}.", f"its parameters are: {listed}")
+    params = {k: convert_param(name, k, v, accepted[k].default) for k, v in params.items()}
     built = factory(**params)
     built.name = name
     built.params = {k: v.default for k, v in accepted.items()} | params
+    built.defaults = {k: v.default for k, v in accepted.items()}
     return built
+
+
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number"}
+
+
+def convert_param(task_name: str, key: str, value, default):
+    """``value`` as the type of ``default`` when it is text and the default is a bool, int or float."""
+    kind = type(default)
+    if not isinstance(value, str) or kind not in KIND_WORDS:
+        return value
+    text = value.strip().lower()
+    try:
+        if kind is bool:
+            if text not in TRUE + FALSE:
+                raise ValueError(text)
+            return text in TRUE
+        return kind(text)
+    except ValueError:
+        raise EvalsuiteError(
+            f"Task '{task_name}': {key}={value!r} is not {KIND_WORDS[kind]}.",
+            f"write it as {task_name}:{key}=<{KIND_WORDS[kind]}> (default {default!r})",
+        ) from None
+
+
+def parse_task_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``name`` or ``name:key=value:key=value``; values stay text (``get_task`` converts them)."""
+    name, *pairs = spec.strip().split(":")
+    params = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise EvalsuiteError(f"Bad task parameter '{pair}' in '{spec}'.", "write it as task:key=value")
+        if key.strip() in params:
+            raise EvalsuiteError(f"Task parameter '{key.strip()}' is given twice in '{spec}'.", "give it once")
+        params[key.strip()] = value.strip()
+    return name.strip(), params
+
+
+def task_key(task: Task) -> str:
+    """A task's name plus every parameter that differs from its default (``wikitext:split=valid``)."""
+    changed = [f"{k}={v}" for k, v in sorted(task.params.items()) if task.defaults.get(k, object()) != v]
+    return ":".join([task.name, *changed])
+
+
+def build_tasks(specs: str) -> list[Task]:
+    """The tasks of a ``--tasks`` value; refuses an empty list and a task listed twice. A task's
+    results go under its name, or, when the run holds several variants of it, under ``task_key``
+    (``wikitext`` and ``wikitext:split=valid``), so no variant overwrites another."""
+    tasks = [get_task(name, **params) for name, params in map(parse_task_spec, filter(str.strip, specs.split(",")))]
+    if not tasks:
+        raise EvalsuiteError("--tasks names no task.", "give one or more task names (evalsuite tasks lists them)")
+    names = [t.name for t in tasks]
+    seen: set[str] = set()
+    for task in tasks:
+        full = task_key(task)
+        if full in seen:
+            raise EvalsuiteError(f"Task '{full}' is listed twice in --tasks.", "list each task once")
+        seen.add(full)
+        task.key = full if names.count(task.name) > 1 else task.name
+    return tasks

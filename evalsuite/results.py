@@ -1,34 +1,162 @@
-"""The run record: ``results.json`` (metrics with their uncertainty, and everything needed to
-reproduce them) plus one JSON Lines file of per-sample records per task under ``samples/``."""
+"""The run record, in both directions: ``write_run`` writes it, ``load_run`` reads it back typed.
+
+A run record is a folder: ``results.json`` (metrics with their uncertainty, and everything needed
+to reproduce them) plus one JSON Lines file of per-sample records per task under ``samples/``.
+Everything that reads runs (compare, tax, report) goes through ``load_run``; the format is
+described field by field in the README ("The run record").
+
+Schema history: 1 = samples named after the task, no ``samples``/``group``/``ideal``/``lineage``
+fields; 2 = the current one. ``load_run`` reads both.
+"""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import platform
+import re
 import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import jsonlines
+from typing import Any
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.fileio import atomic_write_json, atomic_write_jsonl, disk_full, json_lines, read_text
 from evalsuite.requests import request_kind
-from evalsuite.runner import RunStats, TaskResult, sample_records
+
+SCHEMA = 2
+RESULTS = "results.json"
+SAMPLES = "samples"
 
 
-def check_writable(output: Path) -> None:
-    """Fail before any model work if the run record could not be written."""
+# --- the typed form ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One document of one task: what was asked, what came back, how it scored."""
+
+    doc_id: Any
+    doc: dict
+    requests: list[dict]
+    responses: list
+    scores: dict
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    key: str  # the task's name in this run (``wikitext`` or ``wikitext:split=valid``)
+    name: str  # the registered task
+    primary_metric: str
+    metrics: dict[str, float]
+    stderr: dict[str, float | None]
+    n: int
+    higher_is_better: dict[str, bool]
+    version: str
+    params: dict
+    data: dict
+    samples_file: str
+    group: str = "capability"
+    ideal: dict[str, float] = field(default_factory=dict)
+    missing_responses: int = 0
+    description: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class RunRecord:
+    path: Path
+    schema: int
+    created: str
+    command: str
+    config: dict
+    model: dict
+    scorers: dict
+    versions: dict
+    tasks: dict[str, TaskRecord]
+    requests: dict
+    timings: dict
+
+    @property
+    def lineage(self) -> list[dict]:
+        """Ancestors then this checkpoint: ``[{stage, path, fingerprint}, ...]`` (base first)."""
+        return self.model.get("lineage") or [{"stage": "base", "path": self.model.get("path"),
+                                              "fingerprint": self.model.get("fingerprint")}]
+
+    def samples(self, task: str) -> list[Sample]:
+        """The per-sample records of ``task``, read in full; a damaged file is a one-line error."""
+        return list(self.iter_samples(task))
+
+    def iter_samples(self, task: str) -> Iterator[Sample]:
+        if task not in self.tasks:
+            raise EvalsuiteError(f"Run {self.path} has no task '{task}'.", f"it has: {', '.join(self.tasks)}")
+        path = self.path / self.tasks[task].samples_file
+        if not path.is_file():
+            raise EvalsuiteError(f"Run {self.path} lists {path.name} but the file is missing.",
+                                 "run the evaluation again into a fresh --output folder")
+        try:
+            for number, row in json_lines(read_text(path), path):
+                yield _sample(row, path, number)
+        except EvalsuiteError as err:
+            raise EvalsuiteError(f"Run {self.path}: {err.problem}", "the samples file is truncated or damaged: "
+                                 "run the same evaluation again (cached responses make it quick)") from None
+
+
+def _sample(row, path: Path, number: int) -> Sample:
+    keys = ("doc_id", "doc", "requests", "responses", "scores")
+    if not isinstance(row, dict) or any(k not in row for k in keys):
+        from evalsuite.errors import malformed
+
+        raise malformed(path, number, f"a sample needs the fields {', '.join(keys)}")
+    return Sample(*(row[k] for k in keys))
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read a run record folder; refuses (one clear line each) a folder that is not one, a damaged
+    ``results.json``, and a record written by a newer evalsuite."""
+    folder = Path(path)
+    results = folder / RESULTS
+    if not folder.is_dir():
+        raise EvalsuiteError(f"{folder} is not a folder.", "give the folder a run wrote (it holds results.json)")
+    if not results.is_file():
+        raise EvalsuiteError(f"{folder} is not a run record (no {RESULTS} in it).",
+                             "give the --output folder of a finished evalsuite run")
     try:
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as err:
-        raise EvalsuiteError(
-            f"Cannot write to output folder {output} ({err.strerror or err}).", "choose another --output"
-        ) from None
+        raw = json.loads(read_text(results))
+    except ValueError as err:
+        raise EvalsuiteError(f"{results} is damaged or truncated ({err}).",
+                             "run the same evaluation again into a fresh --output folder") from None
+    schema = raw.get("evalsuite_record") if isinstance(raw, dict) else None
+    if not isinstance(schema, int):
+        raise EvalsuiteError(f"{results} is not an evalsuite run record (no 'evalsuite_record' schema field).",
+                             "give the --output folder of an evalsuite run")
+    if schema > SCHEMA:
+        raise EvalsuiteError(f"{results} was written by a newer evalsuite (record schema {schema}; this one "
+                             f"reads up to {SCHEMA}).", "upgrade evalsuite (pip install -U evalsuite)")
+    try:
+        tasks = {key: _task(key, t, schema) for key, t in raw["tasks"].items()}
+        return RunRecord(folder, schema, raw.get("created", ""), raw.get("command", ""), raw.get("config", {}),
+                         raw["model"], raw.get("scorers", {}), raw.get("versions", {}), tasks,
+                         raw.get("requests", {}), raw.get("timings", {}))
+    except (KeyError, TypeError, AttributeError) as err:
+        raise EvalsuiteError(f"{results} lacks a required field ({err}).",
+                             "run the same evaluation again into a fresh --output folder") from None
+
+
+def _task(key: str, t: dict, schema: int) -> TaskRecord:
+    return TaskRecord(
+        key=key, name=t.get("name", key), primary_metric=t["primary_metric"], metrics=t["metrics"],
+        stderr=t["stderr"], n=t["n"], higher_is_better=t.get("higher_is_better", {}), version=str(t["version"]),
+        params=t.get("params", {}), data=t.get("data", {}),
+        samples_file=t.get("samples") or f"{SAMPLES}/{key}.jsonl", group=t.get("group", "capability"),
+        ideal=t.get("ideal", {}), missing_responses=t.get("missing_responses", 0),
+        description=t.get("description", ""), seconds=t.get("seconds", 0.0),
+    )
+
+
+# --- writing -------------------------------------------------------------------------------------
 
 
 def versions() -> dict:
@@ -43,29 +171,48 @@ def versions() -> dict:
     return found
 
 
-def task_record(res: TaskResult, model_share: float) -> dict:
+def samples_file(key: str) -> str:
+    """``samples/<key>.jsonl`` with characters a file name should not hold replaced (``:`` -> ``.``)."""
+    return f"{SAMPLES}/{re.sub(r'[^A-Za-z0-9_.=-]', '.', key)}.jsonl"
+
+
+def sample_records(res) -> Iterator[dict]:
+    """Per-sample records of a ``runner.TaskResult``: what was asked, what came back, how it scored."""
+    for doc, reqs, resps, scores in zip(res.docs, res.requests, res.responses, res.scores):
+        yield {
+            "doc_id": doc["id"],
+            "doc": doc,
+            "requests": [{"kind": request_kind(r), **asdict(r)} for r in reqs],
+            "responses": [list(r) if isinstance(r, tuple) else r for r in resps],
+            "scores": scores,
+        }
+
+
+def task_record(res, model_share: float) -> dict:
     task = res.task
     return {
+        "name": task.name,
         "primary_metric": task.primary_metric,
         "metrics": {k: m.value for k, m in res.metrics.items()},
         "stderr": {k: m.stderr for k, m in res.metrics.items()},
         "n": len(res.docs),
         "missing_responses": res.missing,
         "higher_is_better": task.higher_is_better,
+        "ideal": task.ideal,
+        "group": task.group,
         "version": task.version,
         "params": task.params,
         "description": task.description,
         "data": {"source": res.dataset.source, "sha256": res.dataset.sha256, "docs_available": len(res.dataset.docs)},
         "seconds": round(model_share + res.seconds, 3),
+        "samples": samples_file(task.key),
     }
 
 
-def build_record(
-    config: dict, model_info: dict, results: list[TaskResult], stats: RunStats, timings: dict, scorers: dict
-) -> dict:
-    tasks = {res.task.name: task_record(res, _model_share(res, results, stats)) for res in results}
+def build_record(config: dict, model_info: dict, results: list, stats, timings: dict, scorers: dict) -> dict:
+    tasks = {res.task.key: task_record(res, _model_share(res, results, stats)) for res in results}
     return {
-        "evalsuite_record": 1,
+        "evalsuite_record": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
         "config": config,
@@ -78,10 +225,11 @@ def build_record(
     }
 
 
-def _model_share(res: TaskResult, results: list[TaskResult], stats: RunStats) -> float:
+def _model_share(res, results: list, stats) -> float:
     """Compute time is shared across tasks (requests are merged): each kind's time is split between
     tasks by their share of that kind's requests (a rolling perplexity request is not a choice)."""
-    def count(r: TaskResult, kind: str) -> int:
+
+    def count(r, kind: str) -> int:
         return sum(request_kind(q) == kind for reqs in r.requests for q in reqs)
 
     share = 0.0
@@ -91,22 +239,44 @@ def _model_share(res: TaskResult, results: list[TaskResult], stats: RunStats) ->
     return share
 
 
-def write_run(output: Path, record: dict, results: list[TaskResult]) -> None:
+def check_output(output: Path, overwrite: bool) -> None:
+    """Fail before any model work if the run record could not be written, or would replace another
+    run's (unless ``overwrite``)."""
+    if (output / RESULTS).exists() and not overwrite:
+        raise EvalsuiteError(f"{output} already holds a run record.",
+                             "choose another --output, or pass --overwrite to replace it")
+    if output.exists() and not output.is_dir():
+        raise EvalsuiteError(f"--output {output} is a file, not a folder.", "choose another --output")
     try:
-        samples = output / "samples"
+        output.mkdir(parents=True, exist_ok=True)
+        probe = output / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise EvalsuiteError(
+            f"Cannot write to output folder {output} ({err.strerror or err}).", "choose another --output"
+        ) from None
+
+
+def write_run(output: Path, record: dict, results: list) -> None:
+    """Samples first, ``results.json`` last: a folder with ``results.json`` is a complete record.
+    A previous record in the folder is removed first, and so are sample files the new one does not
+    list, so a record never mixes two runs."""
+    try:
+        (output / RESULTS).unlink(missing_ok=True)
+        samples = output / SAMPLES
         samples.mkdir(parents=True, exist_ok=True)
         for res in results:
-            tmp = samples / f"{res.task.name}.jsonl.tmp"
-            with jsonlines.open(tmp, "w") as writer:
-                writer.write_all(sample_records(res))
-            os.replace(tmp, samples / f"{res.task.name}.jsonl")
-        tmp = output / "results.json.tmp"
-        tmp.write_text(json.dumps(record, indent=2, default=str))
-        os.replace(tmp, output / "results.json")
+            atomic_write_jsonl(output / samples_file(res.task.key), sample_records(res))
+        listed = {Path(t["samples"]).name for t in record["tasks"].values()}
+        for stale in samples.glob("*.jsonl"):
+            if stale.name not in listed:
+                stale.unlink()
+        atomic_write_json(output / RESULTS, record)
     except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise EvalsuiteError(
-                f"The disk holding {output} is full.",
-                "free space and run the same command again: every response is cached, nothing is recomputed",
-            ) from None
+        full = disk_full(err, output)
+        if full:
+            raise EvalsuiteError(full.problem, "free space and run the same command again: every response is "
+                                 "cached, nothing is recomputed") from None
         raise
+

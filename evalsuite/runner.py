@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -96,17 +96,22 @@ def compute_responses(model, scorers, requests: dict[str, Request], cache: Reque
     found: dict[str, Any] = {}
     computed: dict[str, Any] = {}
     started = time.perf_counter()
+    hits = {group: cache.get_many(group[0], keys) for group, keys in groups.items()}
+    if state is not None:
+        # Every process must shard the same list of misses: none may write to the cache before all
+        # have looked it up, or a request another process found missing would be nobody's shard.
+        state.wait_for_everyone()
     for (namespace, kind), keys in groups.items():
-        hits = cache.get_many(namespace, keys)
-        found.update(hits)
-        missing = sorted((k for k in keys if k not in hits), key=lambda k: _sort_key(requests[k]))
+        found.update(hits[namespace, kind])
+        missing = sorted((k for k in keys if k not in hits[namespace, kind]), key=lambda k: _sort_key(requests[k]))
         share = -(-len(missing) // world)  # contiguous shards keep shared prefixes on one process
         mine = missing[rank * share : (rank + 1) * share]
         bar = tqdm(total=len(mine), desc=METHODS[kind], unit="req", disable=rank != 0 or not mine)
         kind_started = time.perf_counter()
         for start in range(0, len(mine), CHUNK[kind]):
             chunk = mine[start : start + CHUNK[kind]]
-            rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, _call(model, scorers, kind, [requests[k] for k in chunk]))]
+            answers = _call(model, scorers, kind, [requests[k] for k in chunk])
+            rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, answers)]
             # A failed score is not cached, so the next run tries it again.
             cache.put_many(namespace, [row for row in rows if row[2] is not None])
             computed.update((k, v) for k, _, v in rows)
@@ -137,13 +142,24 @@ def _respond(stage: list[list[list[Request]]], model, scorers, cache, stats) -> 
     return [[[response_from_json(r, responses[request_key(r)]) for r in reqs] for reqs in per_task] for per_task in stage]
 
 
-def evaluate(model, tasks: list[Task], data_dir, limit: int | None, cache: RequestCache, scorers=None):
-    """Score every task; returns the per-task results and request statistics."""
+def prepare(tasks: list[Task], data_dir, limit: int | None) -> list[TaskResult]:
+    """Load every task's documents and build their requests: no model needed, so bad data or task
+    parameters fail before a checkpoint is loaded."""
     results = []
     for task in tasks:
         dataset = task.load(data_dir)
         docs = dataset.docs[:limit] if limit else dataset.docs
         results.append(TaskResult(task, dataset, docs, [task.requests(doc) for doc in docs]))
+    return results
+
+
+def evaluate(model, tasks: list[Task], data_dir, limit: int | None, cache: RequestCache, scorers=None):
+    """Score every task; returns the per-task results and request statistics."""
+    return evaluate_prepared(model, prepare(tasks, data_dir, limit), cache, scorers)
+
+
+def evaluate_prepared(model, results: list[TaskResult], cache: RequestCache, scorers=None):
+    """``evaluate`` on tasks already ``prepare``d."""
     stats = RunStats()
     for res, typed in zip(results, _respond([res.requests for res in results], model, scorers, cache, stats)):
         res.responses = typed
@@ -164,14 +180,3 @@ def evaluate(model, tasks: list[Task], data_dir, limit: int | None, cache: Reque
         res.seconds = time.perf_counter() - started
     return results, stats
 
-
-def sample_records(res: TaskResult):
-    """Per-sample records: what was asked, what came back, and how it scored."""
-    for doc, reqs, resps, scores in zip(res.docs, res.requests, res.responses, res.scores):
-        yield {
-            "doc_id": doc["id"],
-            "doc": doc,
-            "requests": [{"kind": request_kind(r), **asdict(r)} for r in reqs],
-            "responses": [_jsonable(r) for r in resps],
-            "scores": scores,
-        }

@@ -7,8 +7,8 @@ Every reported metric carries an uncertainty. Means use the plain standard error
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

@@ -7,9 +7,10 @@ back to ``score`` one document at a time, then hands every document's scores to 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from evalsuite.requests import Request
 from evalsuite.stats import Metric, mean_metrics
@@ -40,7 +41,14 @@ class Task:
     description: str = ""
     data: str = ""  # where the data comes from, for `evalsuite tasks`
     params: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)  # the factory's declared defaults
+    # What the task measures, for the alignment-tax table: "alignment" (truthfulness, toxicity,
+    # bias, hallucination, win rate) or "capability" (reading comprehension, language modelling).
+    group: str = "capability"  # or "judge": a check of a judge's agreement with labels
+    ideal: dict[str, float] = field(default_factory=dict)  # metrics best at a value, not an end (0.5)
+    key: str = ""  # its name in a run record (``registry.task_key``); the name when no parameter changed
 
     def __post_init__(self):
         if self.aggregate is None:
             self.aggregate = lambda docs, scores: mean_metrics(scores)
+        self.key = self.key or self.name

@@ -21,7 +21,9 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from evalsuite.data import FileSource, check_unique_ids, expect, has_fields, malformed
+from evalsuite.data import FileSource, check_unique_ids, expect, has_fields
+from evalsuite.errors import malformed
+from evalsuite.fileio import decode_text, json_lines
 from evalsuite.metrics.drop import drop_score, golds_from_drop_qa, parse_drop_ref_text
 from evalsuite.registry import task
 from evalsuite.requests import Generate
@@ -66,7 +68,7 @@ def _read_text(path: Path) -> str:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as err:
             raise malformed(path, 1, f"the gzip data is damaged ({err})") from None
-    return data.decode("utf-8-sig")
+    return decode_text(data, path)
 
 
 def _is_one_line_format(path: Path, text: str) -> bool:
@@ -80,11 +82,7 @@ def _is_one_line_format(path: Path, text: str) -> bool:
     return isinstance(first, dict) and "context" in first
 
 
-def _one_line_doc(line: str, path: Path, number: int) -> Doc:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise malformed(path, number, f"not JSON ({err.msg})") from None
+def _one_line_doc(row, path: Path, number: int) -> Doc:
     expect(has_fields(row, context=str, ref_text=str), path, number, "needs 'context' and 'ref_text' strings")
     match = ONE_LINE_CONTEXT.fullmatch(row["context"])
     expect(match is not None, path, number, "context is not 'Passage: ...\\nQuestion: ...\\nAnswer:'")
@@ -94,8 +92,7 @@ def _one_line_doc(line: str, path: Path, number: int) -> Doc:
 
 
 def parse_one_line(path: Path, text: str) -> list[Doc]:
-    # split("\n"), not splitlines(): JSON strings may hold U+2028, which splitlines() would cut at.
-    return [_one_line_doc(line, path, n) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    return [_one_line_doc(row, path, n) for n, row in json_lines(text, path)]
 
 
 def _original_doc(qa: Any, passage: str, path: Path, row: int) -> Doc:

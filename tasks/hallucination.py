@@ -20,13 +20,13 @@ judge; its agreement with the labels is the task's result, so it is published wi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evalsuite.data import check_unique_ids, expect, has_fields, malformed, sha256_file
+from evalsuite.data import check_unique_ids, expect, has_fields
+from evalsuite.fileio import read_jsonl, sha256_file
 from evalsuite.registry import get_task, task
 from evalsuite.requests import Generate, Request, Score
 from evalsuite.stats import Metric, bootstrap, mean_stderr, ratio_of_sums
@@ -149,6 +149,7 @@ def hallucination() -> Task:
         score=score,
         aggregate=aggregate,
         primary_metric="hallucination_rate",
+        group="alignment",
         higher_is_better=dict.fromkeys(lower, False),
         version="1",
         data="squad_v2 paragraphs (as the squad_v2 task loads them)",
@@ -162,13 +163,7 @@ def hallucination() -> Task:
 
 def parse_check(path: Path) -> list[Doc]:
     docs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise malformed(path, number, f"not JSON ({err.msg})") from None
+    for number, row in read_jsonl(path):
         ok = has_fields(row, id=str, source=str, output=str, supported=bool)
         expect(ok, path, number, "needs 'id', 'source', 'output' (strings) and 'supported' (true/false)")
         docs.append(row)
@@ -226,6 +221,7 @@ def hallucination_judge_check() -> Task:
         score=check_score,
         aggregate=check_aggregate,
         primary_metric="balanced_accuracy",
+        group="judge",
         higher_is_better={**dict.fromkeys(quality, True), "judge_missing": False},
         version="1",
         data=f"bundled: tasks/data/{CHECK_FILE.name}",

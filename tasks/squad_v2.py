@@ -50,7 +50,7 @@ SAMPLE = """{"version": "v2.0", "data": [
     {"question": "How much flour is the starter fed each day?", "id": "sample-5",
      "answers": [], "plausible_answers": [{"text": "flour and water", "answer_start": 119}], "is_impossible": true}]}]}
 ]}
-"""
+"""  # noqa: E501 (sample rows in the dataset's own format)
 
 
 def prompt(doc: Doc) -> str:

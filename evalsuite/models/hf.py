@@ -10,16 +10,25 @@ as prefix trees run level by level on a key/value cache (``_run_tree``). Generat
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-from pathlib import Path
+import inspect
 
 import torch
-from tqdm.auto import tqdm  # tqdm.write keeps messages clear of the runner's progress bar
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.models.chat import chat_text, use_chat_template
 from evalsuite.models.cpu_weights import prepare_cpu_weights
+from evalsuite.models.kv_cache import select_rows, slice_positions
+from evalsuite.models.loading import (
+    fingerprint,
+    halving_batches,
+    lineage,
+    load_tokenizer,
+    load_weights,
+    model_positions,
+    resolve_device,
+    resolve_dtype,
+    resolve_model_path,
+)
 from evalsuite.models.shared_prefix import (
     PackedRow,
     TokenRequest,
@@ -30,80 +39,7 @@ from evalsuite.models.shared_prefix import (
     plan_packed,
     plan_tree_batches,
 )
-from evalsuite.paths import home
 from evalsuite.requests import Generate, Loglikelihood, LoglikelihoodResult, LoglikelihoodRolling, RollingResult
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EvalsuiteError("--device cuda was asked for but no CUDA device is visible.", "use --device cpu or auto")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    if dtype not in DTYPES:
-        raise EvalsuiteError(f"Unknown dtype '{dtype}'.", f"use one of auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
-
-
-def resolve_model_path(spec: str) -> str:
-    """Map ``default``, a ``.gguf`` file, a local folder or a Hub id to something ``from_pretrained`` loads."""
-    from evalsuite.models.default import convert_gguf, default_model_dir
-
-    if spec == "default":
-        return str(default_model_dir())
-    path = Path(spec).expanduser()
-    if spec.endswith(".gguf"):
-        if not path.is_file():
-            raise EvalsuiteError(f"GGUF file {spec} does not exist.", "check the path given to --model")
-        out = home() / "models" / f"gguf-{_file_digest(path)[:16]}"
-        return str(out if (out / "config.json").is_file() else convert_gguf(path, out))
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise EvalsuiteError(
-                f"Model folder {spec} has no config.json.",
-                "point --model at a Hugging Face model folder (config.json + *.safetensors)",
-            )
-        return str(path)
-    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
-        raise EvalsuiteError(f"Model path {spec} does not exist.", "check the path given to --model")
-    return spec  # a Hub id: from_pretrained fetches it when the Hub is reachable
-
-
-def _file_digest(path: Path) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) so big weights are hashed once."""
-    stat = path.stat()
-    memo_path = home() / "digests.json"
-    memo = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
-    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    if key not in memo:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-        memo[key] = digest.hexdigest()
-        tmp = memo_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(memo))
-        os.replace(tmp, memo_path)
-    return memo[key]
-
-
-def folder_fingerprint(folder: Path) -> str:
-    """Hash of the config and every weight file: the identity of a checkpoint."""
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(folder)):
-        if name == "config.json" or name.endswith((".safetensors", ".bin", ".json.index")):
-            digest.update(name.encode())
-            digest.update(_file_digest(folder / name).encode())
-    return digest.hexdigest()
 
 
 def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[TokenRequest]:
@@ -125,6 +61,29 @@ def rolling_windows(tokens: list[int], prefix_token: int, max_len: int) -> list[
     return windows
 
 
+def check_max_length(max_length: int | None, positions: int | None, spec: str) -> int:
+    """The window: ``--max-length`` when given (refused beyond the model's positions), else the model's."""
+    if max_length is None:
+        return positions or 2048
+    if positions and max_length > positions:
+        raise EvalsuiteError(
+            f"--max-length {max_length} is longer than model '{spec}' can read ({positions} positions).",
+            f"use --max-length {positions} or less (or leave it out)",
+        )
+    return max_length
+
+
+# On a GPU, ``auto`` starts here and halves on out-of-memory until a batch fits; a CPU has no
+# out-of-memory signal to probe with (the system kills the process instead), so it uses 16.
+AUTO_BATCH = {"cuda": 64, "cpu": 16}
+
+
+def batch_size_for(batch_size: int | str, device: torch.device) -> int:
+    if batch_size == "auto":
+        return AUTO_BATCH.get(device.type, 16)
+    return int(batch_size)
+
+
 class HFModel:
     """A causal LM from transformers, loaded safely (safetensors only, no remote code unless asked)."""
 
@@ -138,52 +97,30 @@ class HFModel:
         trust_remote_code: bool = False,
         chat_template: str = "auto",
     ):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
         self.spec = model
         self.path = resolve_model_path(model)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.path, trust_remote_code=trust_remote_code)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                self.path, dtype=self.dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-            )
-        except EvalsuiteError:
-            raise
-        except Exception as err:  # any loader failure becomes one line that says what to do
-            corrupt = type(err).__name__ == "SafetensorError"
-            raise EvalsuiteError(
-                f"Could not load model '{model}': {(str(err).splitlines() or [type(err).__name__])[0]}",
-                "the weights file is corrupt or truncated: re-save or re-download the checkpoint"
-                if corrupt
-                else "give --model a local folder with config.json and safetensors weights, a .gguf file, "
-                "'default', or a Hub id while the Hub is reachable",
-            ) from err
+        self.tokenizer = load_tokenizer(self.path, trust_remote_code)
+        self.max_length = check_max_length(max_length, model_positions(self.path, trust_remote_code), model)
+        self.batch_size = batch_size_for(batch_size, self.device)
+        self.model = load_weights(self.path, "causal", self.dtype, trust_remote_code, spec=model)
         self.model.to(self.device).eval()
         if self.device.type == "cpu":
             prepare_cpu_weights(self.model)
         self.base = self.model.base_model
         self.head = self.model.get_output_embeddings()
-        config = self.model.config
-        self.max_length = max_length or getattr(config, "max_position_embeddings", None) or 2048
-        self.batch_size = 32 if batch_size == "auto" else int(batch_size)
+        # transformers 5 renamed the cache argument (``past_key_values`` -> ``cache``); take either.
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values"
         self.prefix_token = (
             self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
         )
-        local = Path(self.path)
-        self.fingerprint = folder_fingerprint(local) if local.is_dir() else f"hub:{self.path}"
+        self.fingerprint = fingerprint(self.path)
         self._a_memo: tuple[tuple[int, ...], torch.Tensor, object] | None = None
-        if chat_template not in ("auto", "on", "off"):
-            raise EvalsuiteError(f"Unknown --chat-template '{chat_template}'.", "use auto, on or off")
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        if chat_template == "on" and not has_template:
-            raise EvalsuiteError(f"Model '{model}' has no chat template.", "use --chat-template off or auto")
-        # Instruction-style prompts go through the model's chat template when it has one (chat models).
-        self.use_chat_template = has_template and chat_template != "off"
+        self.use_chat_template = use_chat_template(self.tokenizer, chat_template, model)
         self.truncated_prompts = 0
         # Packing short sequences needs a custom 4-D attention mask, which these implementations take.
-        self.pack_short = config._attn_implementation in ("sdpa", "eager")
+        self.pack_short = self.model.config._attn_implementation in ("sdpa", "eager")
 
     # ---- identity -------------------------------------------------------------------------------
 
@@ -198,6 +135,7 @@ class HFModel:
             "max_length": self.max_length,
             "chat_template": self.use_chat_template,
             "n_parameters": sum(p.numel() for p in self.model.parameters()),
+            "lineage": lineage(self.path, self.fingerprint),
         }
 
     @property
@@ -207,13 +145,22 @@ class HFModel:
 
     # ---- request kinds --------------------------------------------------------------------------
 
-    def encode(self, text: str) -> list[int]:
-        return self.tokenizer(text).input_ids
+    def encode(self, text: str, special_tokens: bool = True) -> list[int]:
+        """Tokens of ``text``; with ``special_tokens`` the tokenizer adds what it adds by itself
+        (BOS for Llama-style tokenizers), as lm-evaluation-harness encodes contexts."""
+        return self.tokenizer(text, add_special_tokens=special_tokens).input_ids
+
+    def _after_prefix(self, text: str) -> list[int]:
+        """Tokens of ``text`` scored after exactly one prefix token (BOS, else EOS), whatever the
+        tokenizer adds itself: a text that already starts with it does not get a second one."""
+        tokens = self.encode(text, special_tokens=False)
+        return tokens if tokens and tokens[0] == self.prefix_token else [self.prefix_token] + tokens
 
     def encode_pair(self, context: str, continuation: str) -> TokenRequest:
         """Tokenise context+continuation together, so the boundary tokenises as it would in running text."""
-        if not context:
-            ctx, cont = [self.prefix_token], self.encode(continuation)
+        if not context:  # conditioned on exactly one BOS, as lm-evaluation-harness does
+            seq = self._after_prefix(continuation)
+            ctx, cont = seq[:1], seq[1:]
         else:
             spaces = len(context) - len(context.rstrip())
             if spaces:  # a trailing space belongs to the continuation's first token
@@ -244,7 +191,8 @@ class HFModel:
     def loglikelihood_rolling(self, requests: list[LoglikelihoodRolling]) -> list[RollingResult]:
         windows, owner = [], []
         for i, request in enumerate(requests):
-            for window in rolling_windows(self.encode(request.text), self.prefix_token, self.max_length):
+            seq = self._after_prefix(request.text)
+            for window in rolling_windows(seq[1:], seq[0], self.max_length):
                 windows.append(window)
                 owner.append(i)
         scored = self._score_tokens(windows)
@@ -262,17 +210,13 @@ class HFModel:
 
         prompts = [self._prompt_tokens(r) for r in requests]
         results: list[list[str]] = [[] for _ in requests]
-        pending = list(range(len(requests)))
-        while pending:
-            try:
-                for i, texts in decode_stream(self, requests, prompts, self._generation_order(pending, prompts)):
-                    results[i] = texts
-            except torch.OutOfMemoryError:
-                if self.batch_size == 1:
-                    raise EvalsuiteError("Out of memory even at batch size 1.", "use a smaller model or --dtype") from None
-                self.batch_size //= 2
-                tqdm.write(f"out of memory: batch size halved to {self.batch_size}")
-            pending = [i for i in pending if not results[i]]
+
+        def work(pending: list[int]):
+            for i, texts in decode_stream(self, requests, prompts, self._generation_order(pending, prompts)):
+                results[i] = texts
+                yield i
+
+        halving_batches(self, list(range(len(requests))), work)
         return results
 
     def _generation_order(self, indices: list[int], prompts: list[list[int]]) -> list[int]:
@@ -284,9 +228,7 @@ class HFModel:
     def _prompt_tokens(self, request: Generate) -> list[int]:
         text = request.context
         if request.chat and self.use_chat_template:
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-            )
+            text = chat_text(self.tokenizer, [{"role": "user", "content": text}])
             tokens = self.tokenizer(text, add_special_tokens=False).input_ids
         else:
             tokens = self.encode(text)
@@ -305,28 +247,20 @@ class HFModel:
         around a long shared prefix, run level by level with a key/value cache (``_run_tree``).
         """
         results = [[0.0, True] for _ in requests]
-        pending = list(range(len(requests)))
-        while pending:
+
+        def work(pending: list[int]):
             sub = [requests[i] for i in pending]
-            done: set[int] = set()
-            try:
-                for run, batch in self._plan(sub):
-                    out = run(batch, sub)
-                    for m, value in out.items():
-                        results[pending[m]] = value
-                        done.add(m)
-            except torch.OutOfMemoryError:
-                if self.batch_size == 1:
-                    raise EvalsuiteError(
-                        "Out of memory even at batch size 1.", "use a smaller --max-length, --dtype or a larger device"
-                    ) from None
-                self.batch_size //= 2
-                self._a_memo = None
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                tqdm.write(f"out of memory: batch size halved to {self.batch_size}")
-            pending = [p for j, p in enumerate(pending) if j not in done]
+            for run, batch in self._plan(sub):
+                for m, value in run(batch, sub).items():
+                    results[pending[m]] = value
+                    yield pending[m]
+
+        halving_batches(self, list(range(len(requests))), work, on_halve=self.forget_prefix)
         return [(float(lp), bool(g)) for lp, g in results]
+
+    def forget_prefix(self) -> None:
+        """Drop the remembered shared prefix (after out-of-memory, or between unrelated workloads)."""
+        self._a_memo = None
 
     def _plan(self, reqs: list[TokenRequest]):
         """(runner, batch) pairs covering every request once; tree batches index ``reqs`` directly."""
@@ -354,7 +288,7 @@ class HFModel:
             leaves = [i for i in range(len(nodes)) if i not in parents_here]
             if depth == 0 and len(nodes) == 1 and inner:  # one shared root (a primer): remembered across batches
                 (root,) = nodes
-                hidden, next_cache = self._prefix_pass(reqs[root.members[0]].seq[: root.end])
+                hidden, next_cache = self.prefix_pass(reqs[root.members[0]].seq[: root.end])
                 next_mask = torch.ones(1, root.end, dtype=torch.long, device=self.device)
                 self._gather(acc, [root], hidden, reqs)
             else:
@@ -396,7 +330,7 @@ class HFModel:
             node_of = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))
             allowed[r, : row.size, : row.size] = sees[node_of][:, node_of].tril()
         mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, torch.finfo(self.dtype).min)
-        hidden, _ = self._forward(ids.to(self.device), mask[:, None].to(self.device), pos.to(self.device), None, False)
+        hidden, _ = self.forward(ids.to(self.device), mask[:, None].to(self.device), pos.to(self.device), None, False)
         acc = _Accumulator(self)
         for r, row in enumerate(rows):
             for node, offset in zip(row.nodes, offsets[r]):
@@ -406,24 +340,24 @@ class HFModel:
 
     def _run_nodes(self, nodes: list, cache, mask, keep_cache: bool):
         """One forward pass over tree nodes, each on top of its parent's row of ``cache``."""
-        ids, row_mask = self._pad([node.tokens for node in nodes])
+        ids, row_mask = self.pad([node.tokens for node in nodes])
         past = None
         if cache is not None:
             parents = torch.tensor([n.parent for n in nodes], device=self.device)
-            past = _select_rows(cache, parents)
+            past = select_rows(cache, parents)
             row_mask = torch.cat([mask.index_select(0, parents), row_mask], 1)
         starts = torch.tensor([n.start for n in nodes], device=self.device)
         pos = starts[:, None] + torch.arange(ids.shape[1], device=self.device)[None, :]
-        hidden, new_cache = self._forward(ids, row_mask, pos, past, keep_cache)
+        hidden, new_cache = self.forward(ids, row_mask, pos, past, keep_cache)
         return hidden, new_cache, row_mask
 
     @staticmethod
-    def _gather(acc: "_Accumulator", nodes: list, hidden: torch.Tensor, reqs: list[TokenRequest]) -> None:
+    def _gather(acc: _Accumulator, nodes: list, hidden: torch.Tensor, reqs: list[TokenRequest]) -> None:
         for row, node in enumerate(nodes):
             acc.add(node, hidden[row], reqs)
         acc.flush()
 
-    def _prefix_pass(self, tokens: tuple[int, ...]):
+    def prefix_pass(self, tokens: tuple[int, ...]):
         """Pass A, remembered across batches: only tokens beyond the remembered prefix are computed.
 
         Consecutive batches share most of their prefix (a few-shot primer) but may differ in its
@@ -436,7 +370,7 @@ class HFModel:
             return self._a_memo[1], self._a_memo[2]
         if keep > 0:
             _, hidden_memo, cache_memo = self._a_memo
-            past = _slice_positions(cache_memo, keep)
+            past = slice_positions(cache_memo, keep)
             hidden_kept = hidden_memo[:, :keep]
         else:
             past, hidden_kept = None, None
@@ -444,14 +378,14 @@ class HFModel:
             ids = torch.tensor([tokens[keep:]], device=self.device)
             positions = torch.arange(keep, len(tokens), device=self.device)[None, :]
             mask = torch.ones(1, len(tokens), dtype=torch.long, device=self.device)
-            hidden_new, cache = self._forward(ids, mask, positions, past, True)
+            hidden_new, cache = self.forward(ids, mask, positions, past, True)
             hidden = hidden_new if hidden_kept is None else torch.cat([hidden_kept, hidden_new], 1)
         else:
             hidden, cache = hidden_kept, past
         self._a_memo = (tokens, hidden, cache)
         return hidden, cache
 
-    def _pad(self, rows: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def pad(self, rows: list[tuple[int, ...]]) -> tuple[torch.Tensor, torch.Tensor]:
         """Right-pad token rows; the mask marks real tokens."""
         width = max(1, max(len(r) for r in rows))
         ids = torch.zeros(len(rows), width, dtype=torch.long)
@@ -461,11 +395,15 @@ class HFModel:
             mask[i, : len(row)] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    def _forward(self, ids, mask, positions, past, use_cache):
-        out = self.base(
-            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=past, use_cache=use_cache
-        )
-        return out.last_hidden_state, out.past_key_values if use_cache else None
+    def forward(self, ids, mask, positions, past, use_cache):
+        """The base model (no vocabulary projection) on ``ids`` after the cache ``past``:
+        (last hidden states, the extended cache when ``use_cache``)."""
+        cache = {self._cache_arg: past} if past is not None else {}
+        out = self.base(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=use_cache, **cache)
+        if not use_cache:
+            return out.last_hidden_state, None
+        new = out.get("cache")
+        return out.last_hidden_state, new if new is not None else out.get("past_key_values")
 
     def logprobs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Log-softmax over the vocabulary for the given final hidden states (only where needed)."""
@@ -546,17 +484,3 @@ class _Accumulator:
             total[0] += lp
             total[1] = total[1] and g
         self._hidden, self._rows, self._row, self._owner, self._target = [], 0, [], [], []
-
-
-def _select_rows(cache, rows: torch.Tensor):
-    """A new key/value cache holding the given batch rows (repeats allowed) of ``cache``."""
-    from transformers import DynamicCache
-
-    return DynamicCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows)) for layer in cache.layers])
-
-
-def _slice_positions(cache, length: int):
-    """A new key/value cache holding the first ``length`` positions of ``cache``."""
-    from transformers import DynamicCache
-
-    return DynamicCache([(layer.keys[:, :, :length], layer.values[:, :, :length]) for layer in cache.layers])

@@ -19,7 +19,6 @@ This module is pure planning (no torch), so the arithmetic of who-runs-what is e
 
 from dataclasses import dataclass
 
-
 MIN_SHARED = 16  # tokens of common prefix worth a batch of its own (a primer, a passage)
 
 

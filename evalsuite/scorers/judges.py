@@ -21,8 +21,6 @@ that turns them into a probability: the templates' sha256 and, for MiniLM, the t
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from pathlib import Path
@@ -31,7 +29,9 @@ from typing import Protocol
 import torch
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.models.hf import HFModel, folder_fingerprint, resolve_device
+from evalsuite.fileio import sha256_json, sha256_text
+from evalsuite.models.hf import HFModel
+from evalsuite.models.loading import fingerprint, load_tokenizer, load_weights, resolve_device
 from evalsuite.paths import packaged_folder
 from evalsuite.requests import Loglikelihood
 from evalsuite.stats import binary_from_logprobs
@@ -81,15 +81,6 @@ class Judge(Protocol):
     def score(self, template: str, items: list[Item]) -> list[float | None]: ...
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def dict_digest(settings: dict) -> str:
-    """sha256 of a judge's templates or other settings that shape its scores."""
-    return _sha256(json.dumps(settings, sort_keys=True))
-
-
 def _check_template(judge: Judge, template: str) -> None:
     if template not in judge.templates:
         # A template only the LM judge knows needs another judge; an unknown one is a task's typo.
@@ -127,15 +118,13 @@ class SimilarityJudge:
     templates = ("supported",)
 
     def __init__(self, device: str = "auto"):
-        from transformers import AutoModel, AutoTokenizer
-
-        folder = _minilm_dir()
+        folder = str(_minilm_dir())
         self.device = resolve_device(device)
         # Loading from a local folder never touches the Hub, so HF_HUB_OFFLINE makes no difference.
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.model = AutoModel.from_pretrained(str(folder), use_safetensors=True).to(self.device).eval()
+        self.tokenizer = load_tokenizer(folder, flag="--judge")
+        self.model = load_weights(folder, "encoder", torch.float32, flag="--judge").to(self.device).eval()
         rule = {"threshold": THRESHOLD, "slope": SLOPE, "pooling": "mean", "max_tokens": MAX_TOKENS}
-        self.fingerprint = _sha256(f"minilm|{folder_fingerprint(folder)}|{dict_digest(rule)}")
+        self.fingerprint = sha256_text(f"minilm|{fingerprint(folder)}|{sha256_json(rule)}")
 
     @torch.no_grad()
     def embed(self, sentences: list[str]) -> torch.Tensor:
@@ -191,7 +180,7 @@ class LMJudge:
     @property
     def fingerprint(self) -> str:
         # A property, so that the digest always describes the templates actually in use.
-        return _sha256(f"lm|{self.model.cache_namespace}|{dict_digest(TEMPLATES)}")
+        return sha256_text(f"lm|{self.model.cache_namespace}|{sha256_json(TEMPLATES)}")
 
     def score(self, template: str, items: list[Item]) -> list[float | None]:
         _check_template(self, template)

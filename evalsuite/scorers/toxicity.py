@@ -13,7 +13,6 @@ request can never pass for a harmless text.
 from __future__ import annotations
 
 import collections
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -22,14 +21,17 @@ import pickle
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from evalsuite.errors import EvalsuiteError
+from evalsuite.fileio import atomic_write, sha256_file, sha256_text
+from evalsuite.models.loading import resolve_device
 from evalsuite.paths import home, packaged_folder
 
 SCORER_NAMES = ("bilstm", "detoxify", "perspective")
@@ -51,11 +53,7 @@ class ToxicityScorer(Protocol):
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
-
-
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_text("\x1f".join(parts))
 
 
 def _one_line(error: BaseException) -> str:
@@ -163,9 +161,7 @@ def load_vocab(pickle_path: Path, json_path: Path) -> KerasVocab:
         return KerasVocab(**json.loads(json_path.read_text(encoding="utf-8")))
     vocab = read_keras_tokenizer(pickle_path)
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(f"{json_path.name}.{os.getpid()}.tmp")
-    tmp.write_text(vocab.to_json(), encoding="utf-8")
-    os.replace(tmp, json_path)  # atomic: a concurrent or interrupted run never sees half a file
+    atomic_write(json_path, vocab.to_json())  # a concurrent or interrupted run never sees half a file
     return vocab
 
 
@@ -240,7 +236,7 @@ def _packaged_model_dir() -> Path:
 
 
 def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(resolve_device("auto"))
 
 
 class BiLSTMScorer:
@@ -259,7 +255,7 @@ class BiLSTMScorer:
         self.device = device or _default_device()
         self.batch_size = batch_size
         self.model = BiLSTMToxicity.from_keras_h5(weights).to(self.device).eval()
-        self.fingerprint = _digest(self.name, _sha256_file(weights), _digest(self.vocab.to_json()), str(MAXLEN))
+        self.fingerprint = _digest(self.name, sha256_file(weights), _digest(self.vocab.to_json()), str(MAXLEN))
 
     def label_scores(self, texts: list[str]) -> list[dict[str, float]]:
         """All six Jigsaw label probabilities per text."""

@@ -1,0 +1,1 @@
+"""Reading run records into comparisons, the alignment-tax table and HTML reports (``evalsuite.reports``)."""

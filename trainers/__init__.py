@@ -1,0 +1,1 @@
+"""The bundled trainer (SFT, reward model, PPO / PPO-ptx), installed as ``evalsuite.trainers``."""
