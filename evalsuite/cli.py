@@ -26,9 +26,9 @@ DEFAULT_TASKS = "truthfulqa_mc1,truthfulqa_mc2,crows_pairs,winogender,wikitext"
 # Subcommands that live outside the core: (module with ``main(argv) -> int``, help line).
 EXTERNAL = {
     "train": ("evalsuite.trainers.cli", "train a checkpoint: sft, rm or ppo (PPO-ptx with --ptx-coef)"),
-    "compare": ("evalsuite.reports.cli", "pairwise win rate of models against a baseline, with a judge"),
-    "tax": ("evalsuite.reports.cli", "the alignment-tax table: checkpoints against their base, paired"),
-    "report": ("evalsuite.reports.cli", "a self-contained HTML report of runs, comparisons and the tax table"),
+    "compare": ("evalsuite.reports.compare", "pairwise win rate of models against a baseline, with a judge"),
+    "tax": ("evalsuite.reports.tax", "the alignment-tax table: checkpoints against their base, paired"),
+    "report": ("evalsuite.reports.report", "a self-contained HTML report of runs, comparisons and the tax table"),
 }
 
 
