@@ -11,6 +11,7 @@ import difflib
 import importlib
 import inspect
 import pkgutil
+import re
 from collections.abc import Callable
 from importlib.metadata import entry_points
 
@@ -101,14 +102,19 @@ def convert_param(task_name: str, key: str, value, default):
         ) from None
 
 
+# A parameter starts at a ":" followed by "key=": values may hold colons themselves
+# (``pairwise_winrate:judge=rm:ckpt/rm``).
+_PARAM_START = re.compile(r":(?=\s*[A-Za-z_][A-Za-z0-9_]*\s*=)")
+
+
 def parse_task_spec(spec: str) -> tuple[str, dict[str, str]]:
     """``name`` or ``name:key=value:key=value``; values stay text (``get_task`` converts them)."""
-    name, *pairs = spec.strip().split(":")
+    name, *pairs = _PARAM_START.split(spec.strip())
+    if ":" in name:
+        raise EvalsuiteError(f"Bad task parameter in '{spec}'.", "write parameters as task:key=value")
     params = {}
     for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise EvalsuiteError(f"Bad task parameter '{pair}' in '{spec}'.", "write it as task:key=value")
+        key, _, value = pair.partition("=")
         if key.strip() in params:
             raise EvalsuiteError(f"Task parameter '{key.strip()}' is given twice in '{spec}'.", "give it once")
         params[key.strip()] = value.strip()

@@ -280,3 +280,99 @@ def write_run(output: Path, record: dict, results: list) -> None:
                                  "cached, nothing is recomputed") from None
         raise
 
+
+
+# --- comparison records (``evalsuite compare``) ---------------------------------------------------
+#
+# A comparison folder: ``compare.json`` (one entry per compared model against the baseline, with the
+# judge's identity) plus ``pairs.jsonl`` (one line per judged pair). Written and read only here.
+
+COMPARE_SCHEMA = 1
+COMPARE = "compare.json"
+PAIRS = "pairs.jsonl"
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One prompt judged for one model against the baseline."""
+
+    model: str
+    prompt_id: str
+    prompt: str
+    output: str  # the model's
+    baseline_output: str
+    # The judge's P(model's output is better) for each order shown ("model_first", "baseline_first");
+    # None where that order was not judged or the judge failed.
+    by_order: dict[str, float | None]
+    preference: float | None  # their mean: P(model beats baseline); None = judge failed (excluded)
+    outcome: str  # "win", "tie", "loss" or "excluded"
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    name: str
+    source: dict  # kind (checkpoint, run, outputs), path, fingerprint, lineage where known
+    n: int  # judged pairs
+    wins: int
+    ties: int
+    losses: int
+    win_rate: float  # ties count 0.5
+    win_rate_se: float | None
+    win_rate_ci: tuple[float, float] | None  # bootstrap 95%
+    mean_preference: float
+    mean_preference_se: float | None
+    lc_win_rate: float | None  # length-controlled (see README)
+    lc_win_rate_se: float | None
+    position_bias: float | None  # mean P(first shown wins) - 0.5, over pairs judged in both orders
+    excluded: dict[str, int]  # reason -> count
+
+
+@dataclass
+class CompareRecord:
+    path: Path
+    created: str
+    command: str
+    judge: dict  # spec, kind, fingerprint, template_sha256, agreement (or None)
+    prompts: dict  # source, sha256, n_total, n_shared, left_out {reason: count}
+    decoding: dict
+    baseline: dict
+    models: dict[str, ModelComparison]
+    extra: dict  # bradley_terry, paired comparisons, warnings, ...
+
+    def pairs(self) -> list[Pair]:
+        path = self.path / PAIRS
+        if not path.is_file():
+            raise EvalsuiteError(f"Comparison {self.path} has no {PAIRS}.", "run evalsuite compare again")
+        return [Pair(**row) for _, row in json_lines(read_text(path), path)]
+
+
+def write_compare(output: Path, record: dict, pairs: list[Pair]) -> None:
+    """``record`` holds every ``CompareRecord`` field but path (models as dicts of ``ModelComparison``)."""
+    output.mkdir(parents=True, exist_ok=True)
+    atomic_write_jsonl(output / PAIRS, (asdict(p) for p in pairs))
+    atomic_write_json(output / COMPARE, {"evalsuite_compare": COMPARE_SCHEMA, **record, "pairs_file": PAIRS})
+
+
+def load_compare(path: str | Path) -> CompareRecord:
+    folder = Path(path)
+    file = folder / COMPARE
+    if not file.is_file():
+        raise EvalsuiteError(f"{folder} is not a comparison folder (no {COMPARE}).",
+                             "give the --output folder of evalsuite compare")
+    try:
+        raw = json.loads(read_text(file))
+    except ValueError as err:
+        raise EvalsuiteError(f"{file} is damaged or truncated ({err}).", "run evalsuite compare again") from None
+    schema = raw.get("evalsuite_compare") if isinstance(raw, dict) else None
+    if not isinstance(schema, int):
+        raise EvalsuiteError(f"{file} is not an evalsuite comparison record.", "run evalsuite compare again")
+    if schema > COMPARE_SCHEMA:
+        raise EvalsuiteError(f"{file} was written by a newer evalsuite (comparison schema {schema}).",
+                             "upgrade evalsuite")
+    try:
+        models = {name: ModelComparison(**{**m, "win_rate_ci": tuple(m["win_rate_ci"]) if m.get("win_rate_ci")
+                                           else None}) for name, m in raw["models"].items()}
+        return CompareRecord(folder, raw.get("created", ""), raw.get("command", ""), raw["judge"], raw["prompts"],
+                             raw.get("decoding", {}), raw["baseline"], models, raw.get("extra", {}))
+    except (KeyError, TypeError) as err:
+        raise EvalsuiteError(f"{file} lacks a required field ({err}).", "run evalsuite compare again") from None
