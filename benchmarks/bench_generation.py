@@ -442,7 +442,8 @@ def setup_line(report: dict) -> str:
         f"Model `{c['model_name']}` ({c['dtype']}), device {c['device']}, batch size {c['batch_size']}, "
         f"max length {c['max_length']}, {c['threads']} threads on {report['machine']['cpu']}; "
         f"limit {c['limit'] or 'none'} docs per task"
-        + (f" (RealToxicityPrompts: {c['rtp_limit']} prompts x {c['rtp_k']}, {c['rtp_variant']})" if RTP in c["tasks"] else "")
+        + (f" (RealToxicityPrompts: {c['rtp_limit']} prompts x {c['rtp_k']}, {c['rtp_variant']})"
+           if RTP in c["tasks"] else "")
         + ". "
         f"evalsuite {v['evalsuite']}, lm-eval {v['lm_eval']}, torch {v['torch']}, transformers {v['transformers']}. "
         f"Seconds and peak RSS are of the whole process (model loading included); speed ratio = lm-eval seconds / "

@@ -210,7 +210,8 @@ def group_rows(report: dict) -> list[list[str]]:
     for g in report["groups"]:
         es, lm = g["evalsuite"] or {}, g["lm-eval"] or {}
         own = es.get("own_timings") or {}
-        es_own = (f"{fmt_num(own.get('total_s'), 1)} ({fmt_num(own.get('model_load_s'), 1)}+{fmt_num(own.get('model_s'), 1)})"
+        load, model = fmt_num(own.get("model_load_s"), 1), fmt_num(own.get("model_s"), 1)
+        es_own = (f"{fmt_num(own.get('total_s'), 1)} ({load}+{model})"
                   if own else "-")
         rows.append([
             g["group"], ",".join(g["tasks"]), fmt_num(es.get("wall_s"), 1), fmt_num(lm.get("wall_s"), 1),

@@ -314,7 +314,8 @@ def text_table(rows: list[list[str]], text_cols: int) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, row in enumerate(rows):
-        lines.append("  ".join(c.ljust(w) if j < text_cols else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths))))
+        cells = (c.ljust(w) if j < text_cols else c.rjust(w) for j, (c, w) in enumerate(zip(row, widths)))
+        lines.append("  ".join(cells))
         if i == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -12,6 +12,7 @@ import contextlib
 import errno
 import json
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -51,11 +52,25 @@ class RequestCache:
             raise EvalsuiteError(f"Cannot create the cache folder {self.path.parent} ({err.strerror}).",
                                  "pass --cache a path in a writable folder") from None
         with self._guard():
-            # Several data-parallel processes may write at once: WAL + a generous busy timeout.
-            self.conn = sqlite3.connect(self.path, timeout=120)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute(SCHEMA)
-            self.conn.commit()
+            self.conn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Several data-parallel processes open and write at once: WAL and a generous busy timeout.
+        Switching to WAL ignores the busy timeout, so a process that finds the file locked while
+        another one switches it waits and tries again."""
+        deadline = time.monotonic() + 120
+        while True:
+            conn = sqlite3.connect(self.path, timeout=120)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(SCHEMA)
+                conn.commit()
+                return conn
+            except sqlite3.OperationalError as err:
+                conn.close()
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     @contextlib.contextmanager
     def _guard(self):

@@ -140,9 +140,11 @@ def _evaluate(args, prepared, cache, output: Path, started: float) -> int:
     if rank != 0:
         return 0
     config = {k: v for k, v in vars(args).items() if k != "command"} | {
-        "batch_size": model.batch_size, "processes": world, "data_dir": args.data_dir or os.environ.get("EVALSUITE_DATA"),
+        "batch_size": model.batch_size, "processes": world,
+        "data_dir": args.data_dir or os.environ.get("EVALSUITE_DATA"),
     }
-    timings = {"total_seconds": round(time.perf_counter() - started, 3), "model_load_seconds": round(loaded - started, 3)}
+    timings = {"total_seconds": round(time.perf_counter() - started, 3),
+               "model_load_seconds": round(loaded - started, 3)}
     model_info = model.describe() | {"truncated_prompts": model.truncated_prompts}
     record = build_record(config, model_info, results, stats, timings, scorers.describe())
     write_run(output, record, results)

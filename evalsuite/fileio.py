@@ -159,11 +159,13 @@ def read_text(path: Path) -> str:
 
 def decode_text(raw: bytes, path: Path) -> str:
     """``raw`` (the bytes of ``path``) as text; see ``read_text``."""
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark (TruthfulQA's v0 CSV has one)
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise malformed(path, line, f"byte 0x{raw[err.start]:02x} is not UTF-8 text (re-save the file as UTF-8)") from None
+        problem = f"byte 0x{raw[err.start]:02x} is not UTF-8 text (re-save the file as UTF-8)"
+        raise malformed(path, line, problem) from None
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:

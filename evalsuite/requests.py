@@ -7,7 +7,7 @@ serialisable to a stable key, so the cache can find them again in a later run.
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Score:
     context: str = ""
 
 
-Request = Union[Loglikelihood, LoglikelihoodRolling, Generate, Score]
+Request = Loglikelihood | LoglikelihoodRolling | Generate | Score
 
 
 class LoglikelihoodResult(NamedTuple):

@@ -139,7 +139,9 @@ def _respond(stage: list[list[list[Request]]], model, scorers, cache, stats) -> 
     """Compute one stage's requests (per task, per document) for every task at once; typed responses."""
     unique = {request_key(r): r for per_task in stage for reqs in per_task for r in reqs}
     responses = compute_responses(model, scorers, unique, cache, stats)
-    return [[[response_from_json(r, responses[request_key(r)]) for r in reqs] for reqs in per_task] for per_task in stage]
+    typed = [[[response_from_json(r, responses[request_key(r)]) for r in reqs] for reqs in per_task]
+             for per_task in stage]
+    return typed
 
 
 def prepare(tasks: list[Task], data_dir, limit: int | None) -> list[TaskResult]:

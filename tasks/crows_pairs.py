@@ -18,6 +18,7 @@ from evalsuite.stats import Metric, binary_from_logprobs, entropy_bits, mean_std
 from evalsuite.task import Dataset, Doc, Task
 
 RELPATH = "crows_pairs/crows_pairs_anonymized.csv"
+HUB_NAME = "jannalu/crows_pairs_multilingual"
 COLUMNS = ("sent_more", "sent_less", "stereo_antistereo", "bias_type")
 
 SAMPLE = """,sent_more,sent_less,stereo_antistereo,bias_type,annotations,anon_writer,anon_annotators
@@ -41,12 +42,12 @@ def parse_csv(path: Path) -> list[Doc]:
 def from_hub() -> list[Doc]:
     import datasets
 
-    rows = datasets.load_dataset("jannalu/crows_pairs_multilingual", "english", split="test")
+    rows = datasets.load_dataset(HUB_NAME, "english", split="test")
     return [{"id": str(i), **{c: r[c] for c in COLUMNS}} for i, r in enumerate(rows)]
 
 
 def load(data_dir) -> Dataset:
-    return load_source("crows_pairs", RELPATH, data_dir, parse_csv, SAMPLE, from_hub, "jannalu/crows_pairs_multilingual")
+    return load_source("crows_pairs", RELPATH, data_dir, parse_csv, SAMPLE, from_hub, HUB_NAME)
 
 
 def requests(doc: Doc) -> list[Loglikelihood]:
@@ -89,6 +90,6 @@ def crows_pairs() -> Task:
         ideal={"pct_stereotype": 0.5},
         higher_is_better={"distance_from_ideal": False, "pair_entropy_bits": True, "likelihood_diff": False},
         version="1",
-        data=f"{RELPATH} | hub jannalu/crows_pairs_multilingual",
+        data=f"{RELPATH} | hub {HUB_NAME}",
         description="CrowS-Pairs: share of pairs where the stereotyping sentence is likelier (ideal 0.5).",
     )

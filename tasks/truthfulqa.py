@@ -92,7 +92,8 @@ def from_hub() -> list[Doc]:
 
     rows = datasets.load_dataset("truthfulqa/truthful_qa", "multiple_choice", split="validation")
     return [
-        {"id": i, "question": r["question"], "mc1_targets": dict(r["mc1_targets"]), "mc2_targets": dict(r["mc2_targets"])}
+        {"id": i, "question": r["question"], "mc1_targets": dict(r["mc1_targets"]),
+         "mc2_targets": dict(r["mc2_targets"])}
         for i, r in enumerate(rows)
     ]
 
@@ -103,7 +104,8 @@ def _loader(revision: str):
 
     def load(data_dir) -> Dataset:
         hub = from_hub if revision == "v0" else None  # the Hub carries only the 2021 files
-        return load_source("truthfulqa", REVISIONS[revision], data_dir, parse_mc_task, SAMPLE, hub, "truthfulqa/truthful_qa")
+        return load_source("truthfulqa", REVISIONS[revision], data_dir, parse_mc_task, SAMPLE, hub,
+                           "truthfulqa/truthful_qa")
 
     return load
 

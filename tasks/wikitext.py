@@ -21,6 +21,8 @@ from evalsuite.stats import Metric, exp_metric, ratio_of_sums
 from evalsuite.task import Dataset, Doc, Task
 
 SPLITS = {"test": "wikitext2/test.txt", "valid": "wikitext2/valid.txt"}
+HUB_NAME = "EleutherAI/wikitext_document_level"
+LN2 = math.log(2)
 TOP_HEADING = re.compile(r"^ = [^=].* = $")  # " = Title = " starts an article; " = = Section = = " does not
 
 SAMPLE = """ 
@@ -74,7 +76,7 @@ def parse(path: Path) -> list[Doc]:
 def from_hub() -> list[Doc]:
     import datasets
 
-    rows = datasets.load_dataset("EleutherAI/wikitext_document_level", "wikitext-2-raw-v1", split="test")
+    rows = datasets.load_dataset(HUB_NAME, "wikitext-2-raw-v1", split="test")
     return [{"id": i, "page": r["page"]} for i, r in enumerate(rows)]
 
 
@@ -100,7 +102,7 @@ def aggregate(docs: list[Doc], scores: list[dict]) -> dict[str, Metric]:
         "word_perplexity": exp_metric(per["words"]),
         "byte_perplexity": exp_metric(per["bytes"]),
         "token_perplexity": exp_metric(per["tokens"]),
-        "bits_per_byte": Metric(bpb.value / math.log(2), None if bpb.stderr is None else bpb.stderr / math.log(2), bpb.n),
+        "bits_per_byte": Metric(bpb.value / LN2, None if bpb.stderr is None else bpb.stderr / LN2, bpb.n),
     }
 
 
@@ -111,7 +113,7 @@ def wikitext(split: str = "test") -> Task:
 
     def load(data_dir) -> Dataset:
         hub = from_hub if split == "test" else None
-        return load_source("wikitext", SPLITS[split], data_dir, parse, SAMPLE, hub, "EleutherAI/wikitext_document_level")
+        return load_source("wikitext", SPLITS[split], data_dir, parse, SAMPLE, hub, HUB_NAME)
 
     return Task(
         name="wikitext",
@@ -122,6 +124,6 @@ def wikitext(split: str = "test") -> Task:
         primary_metric="word_perplexity",
         higher_is_better={"word_perplexity": False, "byte_perplexity": False, "bits_per_byte": False},
         version="1",
-        data=f"{SPLITS[split]} | hub EleutherAI/wikitext_document_level",
+        data=f"{SPLITS[split]} | hub {HUB_NAME}",
         description="WikiText-2 rolling log-likelihood: word/byte/token perplexity and bits per byte.",
     )

@@ -48,10 +48,48 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def bos_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with a tokenizer that adds BOS to every text itself, as Llama-2's does."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tiny-bos")
+    for f in tiny_model_dir.iterdir():
+        (out / f.name).write_bytes(f.read_bytes())
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    bos = (tokenizer.bos_token, tokenizer.bos_token_id)
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{bos[0]} $A", pair=f"{bos[0]} $A $B", special_tokens=[bos]
+    )
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir):
     from evalsuite.models.hf import HFModel
 
     return HFModel(str(tiny_model_dir), device="cpu", dtype="float32", batch_size=4)
+
+
+@pytest.fixture(scope="session")
+def judge_home(tmp_path_factory) -> Path:
+    """An evalsuite home shared by the judge tests (weight digests and samples go here)."""
+    return tmp_path_factory.mktemp("judge-home")
+
+
+@pytest.fixture
+def in_judge_home(judge_home, monkeypatch):
+    monkeypatch.setenv("EVALSUITE_HOME", str(judge_home))
+
+
+@pytest.fixture(scope="session")
+def minilm(judge_home):
+    from evalsuite.scorers.judges import load_judge
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EVALSUITE_HOME", str(judge_home))
+        return load_judge("minilm", device="cpu")
 
 
 @pytest.fixture

@@ -57,10 +57,12 @@ def _cached_rows(cache: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_kill_9_midway_then_resume_gives_identical_results(tiny_model_dir, data_dir, tmp_path):
     cache = tmp_path / "cache.sqlite"
     args = [sys.executable, "-m", "evalsuite", "run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs",
-            "--data-dir", str(data_dir), "--limit", "700", "--cache", str(cache), "--device", "cpu", "--batch-size", "2"]
+            "--data-dir", str(data_dir), "--limit", "700", "--cache", str(cache), "--device", "cpu",
+            "--batch-size", "2"]
     proc = subprocess.Popen(args + ["--output", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
@@ -78,18 +80,22 @@ def test_kill_9_midway_then_resume_gives_identical_results(tiny_model_dir, data_
     fresh_args = [a if a != str(cache) else str(tmp_path / "fresh.sqlite") for a in args]
     subprocess.run(fresh_args + ["--output", str(tmp_path / "fresh")], check=True, capture_output=True)
     fresh = read_results(tmp_path / "fresh")
-    assert resumed["tasks"]["crows_pairs"]["metrics"] == pytest.approx(fresh["tasks"]["crows_pairs"]["metrics"], abs=1e-9)
+    expected = fresh["tasks"]["crows_pairs"]["metrics"]
+    assert resumed["tasks"]["crows_pairs"]["metrics"] == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_data_parallel_with_two_processes_equals_single_process(tiny_model_dir, data_dir, tmp_path):
-    base = ["-m", "evalsuite", "run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs,winogender,truthfulqa_mc2",
+    base = ["-m", "evalsuite", "run", "--model", str(tiny_model_dir),
+            "--tasks", "crows_pairs,winogender,truthfulqa_mc2",
             "--data-dir", str(data_dir), "--limit", "40", "--device", "cpu"]
     launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     subprocess.run(launcher + base + ["--cache", str(tmp_path / "dp.sqlite"), "--output", str(tmp_path / "dp")],
                    check=True, capture_output=True, env=env, timeout=600)
-    subprocess.run([sys.executable] + base + ["--cache", str(tmp_path / "one.sqlite"), "--output", str(tmp_path / "one")],
+    one_process = ["--cache", str(tmp_path / "one.sqlite"), "--output", str(tmp_path / "one")]
+    subprocess.run([sys.executable] + base + one_process,
                    check=True, capture_output=True, timeout=600)
     dp, one = read_results(tmp_path / "dp"), read_results(tmp_path / "one")
     assert dp["config"]["processes"] == 2 and one["config"]["processes"] == 1
@@ -146,7 +152,8 @@ def test_remote_code_is_not_run_unless_asked(tiny_model_dir, tmp_path, capsys):
 def test_unwritable_output_fails_before_loading_the_model(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert run_cli("--model", str(tmp_path / "never-loaded"), "--tasks", "crows_pairs", "--output", str(blocker / "o")) == 2
+    code = run_cli("--model", str(tmp_path / "never-loaded"), "--tasks", "crows_pairs", "--output", str(blocker / "o"))
+    assert code == 2
     assert "Cannot write to output folder" in _error_line(capsys)
 
 
@@ -187,3 +194,141 @@ def test_missing_api_key_stops_cleanly_and_keeps_the_generations(tiny_model_dir,
     assert record["requests"]["from_cache"] == n_prompts
     assert record["requests"]["computed"] == 2 * n_prompts
     assert record["scorers"]["toxicity"]["spec"] == "bilstm"
+
+
+# ---- checked before anything is loaded ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--limit", "0"), ("--limit", "-3"), ("--batch-size", "-1"),
+                                             ("--batch-size", "0"), ("--batch-size", "abc"), ("--max-length", "0")])
+def test_non_positive_numbers_are_refused(flag, value, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        run_cli("--model", "never-loaded", flag, value)
+    assert exit_.value.code == 2
+    assert f"argument {flag}: must be a positive whole number, got '{value}'" in _error_line(capsys)
+
+
+def test_batch_size_auto_is_accepted(tiny_model_dir, data_dir, tmp_path):
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--limit", "2", "--batch-size", "auto",
+                   "--data-dir", str(data_dir), "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu",
+                   "--output", str(tmp_path / "o")) == 0
+    assert read_results(tmp_path / "o")["config"]["batch_size"] == 16  # AUTO_BATCH on a CPU
+
+
+def test_empty_task_list_is_refused_before_loading(capsys):
+    assert run_cli("--model", "never-loaded", "--tasks", "") == 2
+    assert "--tasks names no task" in _error_line(capsys)
+    assert run_cli("--model", "never-loaded", "--tasks", "crows_pairs,crows_pairs") == 2
+    assert "listed twice" in _error_line(capsys)
+
+
+def test_bad_task_parameters_fail_before_loading(capsys):
+    assert run_cli("--model", "never-loaded", "--tasks", "realtoxicityprompts:k=many") == 2
+    assert "k='many' is not a whole number" in _error_line(capsys)
+    assert run_cli("--model", "never-loaded", "--tasks", "wikitext:splt=valid") == 2
+    assert "its parameters are: split (default 'test')" in _error_line(capsys)
+
+
+def test_missing_data_fails_before_loading_the_model(tmp_path, capsys):
+    assert run_cli("--model", str(tmp_path / "never-loaded"), "--tasks", "crows_pairs", "--data-dir", str(tmp_path)) == 2
+    assert "crows_pairs: data file not found" in _error_line(capsys)
+
+
+def test_revision_2025_is_text_not_a_number(tiny_model_dir, data_dir, tmp_path):
+    """The README's own example: "2025" names a revision, it must not become the number 2025."""
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "truthfulqa_mc2:revision=2025", "--limit", "2",
+                   "--data-dir", str(data_dir), "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu",
+                   "--output", str(tmp_path / "o")) == 0
+    task = read_results(tmp_path / "o")["tasks"]["truthfulqa_mc2"]
+    assert task["params"] == {"revision": "2025"} and task["data"]["source"].endswith("truthfulqa/mc_task.json")
+
+
+def test_cache_paths_that_cannot_be_a_cache(tiny_model_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--cache", str(runs),
+                   "--output", str(tmp_path / "o")) == 2
+    line = _error_line(capsys)
+    assert "is a folder, not a cache file" in line and "delete" not in line
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--cache", str(blocker / "c.sqlite"),
+                   "--output", str(tmp_path / "o2")) == 2
+    assert "is a file, so no folder can be made there" in _error_line(capsys)
+
+
+def test_read_only_home_with_cache_elsewhere(tiny_model_dir, data_dir, tmp_path, monkeypatch):
+    """A home that cannot be written (here: a path under a regular file) is only needed for what must
+    live there; remembered digests are skipped."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setenv("EVALSUITE_HOME", str(blocker / "home"))
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--limit", "2", "--data-dir",
+                   str(data_dir), "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu",
+                   "--output", str(tmp_path / "o")) == 0
+
+
+# ---- the output folder ---------------------------------------------------------------------------
+
+
+def test_an_output_folder_holding_a_run_is_refused_unless_overwrite(tiny_model_dir, data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--model", str(tiny_model_dir), "--data-dir", str(data_dir), "--limit", "2", "--device", "cpu",
+              "--cache", str(tmp_path / "c.sqlite"), "--output", str(out), "--max-length", "64"]
+    assert run_cli(*common, "--tasks", "crows_pairs,wikitext") == 0
+    assert run_cli(*common, "--tasks", "winogender") == 2
+    line = _error_line(capsys)
+    assert "already holds a run record" in line and "--overwrite" in line
+    assert set(read_results(out)["tasks"]) == {"crows_pairs", "wikitext"}  # untouched
+    assert run_cli(*common, "--tasks", "winogender", "--overwrite") == 0
+    assert set(read_results(out)["tasks"]) == {"winogender"}
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["winogender.jsonl"]  # no stale samples
+
+
+def test_two_variants_of_one_task_are_both_reported(tiny_model_dir, data_dir, tmp_path, capsys):
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "wikitext,wikitext:split=valid", "--limit", "1",
+                   "--data-dir", str(data_dir), "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu",
+                   "--max-length", "64", "--output", str(tmp_path / "o")) == 0
+    tasks = read_results(tmp_path / "o")["tasks"]
+    assert set(tasks) == {"wikitext", "wikitext:split=valid"}
+    assert tasks["wikitext"]["data"]["source"] != tasks["wikitext:split=valid"]["data"]["source"]
+    assert tasks["wikitext"]["metrics"] != tasks["wikitext:split=valid"]["metrics"]
+    summary = capsys.readouterr().out
+    assert "wikitext:split=valid" in summary and "lower" in summary  # perplexity: lower is better
+
+
+def test_summary_shows_directions_and_the_crows_pairs_ideal(tiny_model_dir, data_dir, tmp_path, capsys):
+    assert run_cli("--model", str(tiny_model_dir), "--tasks", "crows_pairs,truthfulqa_mc1", "--limit", "2",
+                   "--data-dir", str(data_dir), "--cache", str(tmp_path / "c.sqlite"), "--device", "cpu",
+                   "--output", str(tmp_path / "o")) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if " pct_stereotype " in line)
+    assert "ideal 0.5" in row
+    assert "higher" in next(line for line in lines if line.startswith("truthfulqa_mc1"))
+    seconds_cells = [line.split()[-1] for line in lines[2:] if line.startswith(("crows_pairs", "truthfulqa_mc1"))]
+    assert len(seconds_cells) == 2  # seconds once per task, not on every metric row
+
+
+def test_model_without_tokenizer_is_refused(tiny_model_dir, tmp_path, capsys):
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for f in tiny_model_dir.iterdir():
+        if f.name == "config.json" or f.suffix == ".safetensors":
+            (bare / f.name).write_bytes(f.read_bytes())
+    assert run_cli("--model", str(bare), "--tasks", "wikitext", "--output", str(tmp_path / "o")) == 2
+    assert "has no tokenizer files" in _error_line(capsys)
+
+
+@pytest.mark.slow
+def test_two_first_runs_convert_the_default_model_once(tmp_path):
+    """Two runs on a fresh home at once: both finish (the second uses the first one's conversion)."""
+    env = os.environ | {"EVALSUITE_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    env.pop("EVALSUITE_DATA", None)
+    args = [sys.executable, "-m", "evalsuite", "run", "--model", "default", "--tasks", "crows_pairs", "--limit", "1",
+            "--device", "cpu"]
+    procs = [subprocess.Popen(args + ["--cache", str(tmp_path / f"c{i}.sqlite"), "--output", str(tmp_path / f"o{i}")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) for i in range(2)]
+    errors = [p.communicate(timeout=600)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    models = tmp_path / "home" / "models"
+    assert [p.name for p in models.iterdir()] == ["smollm2-135m-instruct"]

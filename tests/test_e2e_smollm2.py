@@ -7,7 +7,9 @@ from evalsuite.cli import main
 from evalsuite.models.hf import HFModel
 from evalsuite.registry import get_task
 from tests.conftest import read_results
-from tests.test_engine import naive_logprob
+from tests.models.test_hf import naive_logprob
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
 # A gold or predicted answer: one span, or several spans (a multi-span answer).
-Answer = Union[str, Sequence[str]]
+Answer = str | Sequence[str]
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)

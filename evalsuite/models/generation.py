@@ -126,7 +126,7 @@ class _Rows:
         if any(self.requests[i].n > 1 for i in indices):  # one row per sample, sharing its prompt's cache
             rows = torch.tensor([k for k, i in enumerate(indices) for _ in range(self.requests[i].n)], device=device)
             cache.batch_select_indices(rows)
-            mask, next_pos, logits = mask.index_select(0, rows), next_pos.index_select(0, rows), logits.index_select(0, rows)
+            mask, next_pos, logits = (t.index_select(0, rows) for t in (mask, next_pos, logits))
         if self.cache is not None:
             width = max(mask.shape[1], self.mask.shape[1])
             cache = stack_caches(self.cache, cache, width)
@@ -200,7 +200,8 @@ def decode_stream(model, requests: list[Generate], prompts: list[list[int]], ord
             done = token in eos
             if not done:
                 rows.tokens[k].append(token)
-                text, done = _cut_at_stop(model.tokenizer.decode(rows.tokens[k], skip_special_tokens=True), request.stop)
+                text = model.tokenizer.decode(rows.tokens[k], skip_special_tokens=True)
+                text, done = _cut_at_stop(text, request.stop)
                 texts[rows.owner[k]][rows.sample[k]] = text
             if not done and len(rows.tokens[k]) < request.max_tokens:
                 still.append(k)

@@ -222,7 +222,8 @@ class HFModel:
     def _generation_order(self, indices: list[int], prompts: list[list[int]]) -> list[int]:
         """Prompts that share a start (questions about one passage) next to each other, so that they
         join the batch together and their prefill reads the passage once; longest first."""
-        plan = plan_batches([TokenRequest(tuple(prompts[i]), 1) for i in indices], self.batch_size, split_on_prefix=False)
+        plan = plan_batches([TokenRequest(tuple(prompts[i]), 1) for i in indices], self.batch_size,
+                            split_on_prefix=False)
         return [indices[m] for batch in plan for fam in batch.families for m in fam.members]
 
     def _prompt_tokens(self, request: Generate) -> list[int]:

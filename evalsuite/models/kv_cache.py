@@ -14,7 +14,8 @@ def select_rows(cache, rows: torch.Tensor):
     """A new cache holding the given batch rows (repeats allowed) of ``cache``."""
     from transformers import DynamicCache
 
-    return DynamicCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows)) for layer in cache.layers])
+    return DynamicCache([(layer.keys.index_select(0, rows), layer.values.index_select(0, rows))
+                         for layer in cache.layers])
 
 
 def slice_positions(cache, length: int):

@@ -47,7 +47,8 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EvalsuiteError(f"--device {device} was asked for but no CUDA device is visible.", "use --device cpu or auto")
+        raise EvalsuiteError(f"--device {device} was asked for but no CUDA device is visible.",
+                             "use --device cpu or auto")
     try:
         return torch.device(device)
     except RuntimeError:
@@ -124,7 +125,8 @@ def check_kind(path: str, expected: str, flag: str) -> None:
     if expected == "causal" and found == "reward":
         raise EvalsuiteError(
             f"{flag} {path} is a reward model (a sequence classifier), not a causal language model.",
-            f"give {flag} a causal LM checkpoint (the SFT or policy folder); reward models go to --reward or --judge rm:",
+            f"give {flag} a causal LM checkpoint (the SFT or policy folder); reward models go to --reward "
+            "or a judge spec rm:CKPT",
         )
     if expected == "reward" and found == "causal":
         raise EvalsuiteError(
@@ -243,7 +245,8 @@ def read_manifest(path: str) -> dict | None:
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except ValueError:
-        raise EvalsuiteError(f"{file} is damaged (not JSON).", "re-save the checkpoint, or delete the manifest") from None
+        raise EvalsuiteError(f"{file} is damaged (not JSON).",
+                             "re-save the checkpoint, or delete the manifest") from None
     return manifest if isinstance(manifest, dict) else None
 
 

@@ -1,8 +1,14 @@
-"""A third-party package adds a task through the ``evalsuite.tasks`` entry point, without touching evalsuite."""
+"""Finding and building tasks: names, parameters, and a third-party package that adds a task through the
+``evalsuite.tasks`` entry point without touching evalsuite."""
 
 import subprocess
 import sys
 import textwrap
+
+import pytest
+
+from evalsuite.errors import EvalsuiteError
+from evalsuite.registry import get_task
 
 PLUGIN_PYPROJECT = """
 [build-system]
@@ -22,6 +28,13 @@ PLUGIN_MODULE = '''
 import hashlib
 from evalsuite.requests import Loglikelihood
 from evalsuite.task import Dataset, Task
+import math
+import pytest
+from evalsuite.errors import EvalsuiteError
+from evalsuite.registry import get_task
+from evalsuite.requests import LoglikelihoodResult, RollingResult
+from evalsuite.stats import binary_from_logprobs, entropy_bits, ratio_of_sums
+from evalsuite.tasks import crows_pairs, truthfulqa, wikitext, winogender
 
 ROWS = [("France", "Paris", "Rome"), ("Italy", "Rome", "Paris"), ("Japan", "Tokyo", "Lima")]
 
@@ -43,6 +56,7 @@ def capitals():
 '''
 
 
+@pytest.mark.slow
 def test_installed_plugin_task_is_listed_and_runs(tmp_path, tiny_model_dir):
     src = tmp_path / "plugin"
     src.mkdir()
@@ -69,3 +83,34 @@ def test_installed_plugin_task_is_listed_and_runs(tmp_path, tiny_model_dir):
     record = json.loads((out / "results.json").read_text())
     assert record["tasks"]["capitals"]["n"] == 3
     assert 0.0 <= record["tasks"]["capitals"]["metrics"]["acc"] <= 1.0
+
+
+def test_unknown_task_suggests_close_names():
+    with pytest.raises(EvalsuiteError, match=r"did you mean .*truthfulqa_mc1"):
+        get_task("truthfulqa_mc")
+    with pytest.raises(EvalsuiteError, match="no parameter colour"):
+        get_task("crows_pairs", colour="red")
+
+
+def test_parameters_take_the_type_of_their_default():
+    rtp = get_task("realtoxicityprompts", k="3", temperature="0.7", top_p="1", seed="5", variant="plain")
+    assert (rtp.params["k"], rtp.params["temperature"], rtp.params["seed"]) == (3, 0.7, 5)
+    assert isinstance(rtp.params["top_p"], float)
+    assert get_task("truthfulqa_mc2", revision="2025").params == {"revision": "2025"}  # text stays text
+    assert get_task("truthfulqa_gen", judge="1").params["judge"] == 1
+    for bad, kind in (({"k": "2.5"}, "a whole number"), ({"temperature": "warm"}, "a number")):
+        with pytest.raises(EvalsuiteError, match=kind):
+            get_task("realtoxicityprompts", **bad)
+
+
+def test_task_specs_allow_colons_in_values_and_refuse_malformed_ones():
+    from evalsuite.registry import build_tasks, parse_task_spec
+
+    assert parse_task_spec("wikitext:split=valid") == ("wikitext", {"split": "valid"})
+    assert parse_task_spec("x:judge=rm:ckpt/rm:k=2") == ("x", {"judge": "rm:ckpt/rm", "k": "2"})
+    for bad in ("wikitext:valid", "wikitext:split=valid:split=test"):
+        with pytest.raises(EvalsuiteError):
+            parse_task_spec(bad)
+    keys = [t.key for t in build_tasks("wikitext,wikitext:split=valid,crows_pairs")]
+    assert keys == ["wikitext", "wikitext:split=valid", "crows_pairs"]
+    assert [t.key for t in build_tasks("wikitext:split=valid")] == ["wikitext"]  # one variant: the plain name

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from evalsuite.models.hf import HFModel, rolling_windows
-from evalsuite.requests import Generate, Loglikelihood, LoglikelihoodRolling
+from evalsuite.requests import Loglikelihood, LoglikelihoodRolling
 
 PRIMER = "Q: What is the tallest mountain?\nA: Mount Everest is the tallest mountain.\n\n"
+
+
 REQUESTS = [
     Loglikelihood(PRIMER + "Q: Why is the sky blue?\nA:", " Because of Rayleigh scattering."),
     Loglikelihood(PRIMER + "Q: Why is the sky blue?\nA:", " Because of the ocean."),
@@ -44,7 +46,8 @@ def test_duplicates_and_order_do_not_change_results(tiny_model):
     tiny_model.batch_size = 4
     forward = tiny_model.loglikelihood(REQUESTS + REQUESTS[:2])
     backward = tiny_model.loglikelihood(list(reversed(REQUESTS)))
-    assert [r.logprob for r in forward[: len(REQUESTS)]] == pytest.approx([r.logprob for r in reversed(backward)], abs=1e-5)
+    reverse = [r.logprob for r in reversed(backward)]
+    assert [r.logprob for r in forward[: len(REQUESTS)]] == pytest.approx(reverse, abs=1e-5)
     assert forward[-1].logprob == pytest.approx(forward[1].logprob, abs=1e-6)
 
 
@@ -104,75 +107,22 @@ def test_out_of_memory_halves_the_batch_and_finishes(tiny_model, monkeypatch):
     assert got == pytest.approx(expected, abs=1e-5)
 
 
-def test_greedy_generation_matches_transformers_generate(tiny_model):
-    tiny_model.batch_size = 4
-    prompts = ["The cat sat on the", "Once upon a time there", "Q: What?\nA:"]
-    outputs = tiny_model.generate([Generate(p, max_tokens=6) for p in prompts])
-    for prompt, (text,) in zip(prompts, outputs):
-        ids = torch.tensor([tiny_model.encode(prompt)])
-        ref = tiny_model.model.generate(ids, max_new_tokens=6, do_sample=False, attention_mask=torch.ones_like(ids))
-        assert text == tiny_model.tokenizer.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
+def test_empty_context_is_conditioned_on_exactly_one_bos(bos_model_dir, tiny_model):
+    """A tokenizer that adds BOS itself must not make CrowS-Pairs score [BOS, BOS, ...]."""
+    bos = HFModel(str(bos_model_dir), device="cpu", dtype="float32")
+    sentence = "The nurse said she was tired."
+    assert bos.encode(sentence)[0] == bos.prefix_token  # this tokenizer adds BOS by itself
+    tokens = bos.encode_pair("", sentence)
+    assert tokens.seq.count(bos.prefix_token) == 1 and tokens.seq[0] == bos.prefix_token and tokens.ctx_len == 1
+    # lm-evaluation-harness: [prefix token] + the sentence encoded without special tokens.
+    expected = [bos.prefix_token] + bos.tokenizer(sentence, add_special_tokens=False).input_ids
+    assert list(tokens.seq) == expected
+    # Same weights, so the same number as with a tokenizer that adds nothing.
+    requests = [Loglikelihood("", sentence)]
+    plain_logprob = tiny_model.loglikelihood(requests)[0].logprob
+    assert bos.loglikelihood(requests)[0].logprob == pytest.approx(plain_logprob, abs=1e-5)
+    (rolling,) = bos.loglikelihood_rolling([LoglikelihoodRolling(sentence)])
+    (plain,) = tiny_model.loglikelihood_rolling([LoglikelihoodRolling(sentence)])
+    assert rolling.n_tokens == plain.n_tokens == len(expected) - 1
+    assert rolling.logprob == pytest.approx(plain.logprob, abs=1e-5)
 
-
-def test_sampling_is_seeded_and_stops_at_stop_sequences(tiny_model):
-    request = Generate("Hello", max_tokens=8, temperature=1.0, n=3, seed=7, stop=("e",))
-    first = tiny_model.generate([request])[0]
-    again = tiny_model.generate([request, Generate("Other prompt", max_tokens=4)])[0]
-    assert first == again and len(first) == 3
-    assert all("e" not in text for text in first)
-
-
-@pytest.mark.parametrize("prefill_tokens", [4096, 60])  # 60: prompts join in groups, a passage's questions split
-def test_generation_with_shared_passages_matches_one_prompt_at_a_time(tiny_model, prefill_tokens, monkeypatch):
-    monkeypatch.setattr("evalsuite.models.generation.PREFILL_TOKENS", prefill_tokens)
-    passage = "The river runs through the old town, past the mill and under three stone bridges. " * 3
-    prompts = [passage + f"Question {q}\nAnswer:" for q in ("one?", "two, please?", "three")] + ["Unrelated prompt:"]
-    tiny_model.batch_size = 8
-    together = tiny_model.generate([Generate(p, max_tokens=5) for p in prompts])
-    tiny_model.batch_size = 1
-    alone = [tiny_model.generate([Generate(p, max_tokens=5)])[0] for p in prompts]
-    assert together == alone
-
-
-def test_refilled_batch_gives_each_prompt_its_own_greedy_answer(tiny_model):
-    # Two rows, five prompts of different lengths and token limits: rows finish at different steps
-    # and waiting prompts join the running batch; each answer must equal the prompt decoded alone.
-    prompts = ["A", "The cat sat on the mat and then", "Q: Why?\nA:", "One two three", "Hello there, my old friend"]
-    requests = [Generate(p, max_tokens=m) for p, m in zip(prompts, [2, 7, 3, 9, 1])]
-    tiny_model.batch_size = 1
-    alone = [tiny_model.generate([r])[0] for r in requests]
-    tiny_model.batch_size = 2
-    assert tiny_model.generate(requests) == alone
-
-
-def test_more_samples_than_rows_still_run(tiny_model):
-    tiny_model.batch_size = 2
-    (texts,) = tiny_model.generate([Generate("The cat", max_tokens=3, temperature=1.0, n=5, seed=1)])
-    assert len(texts) == 5
-
-
-def test_cpu_weights_leave_the_checkpoint_map_with_the_same_values(tiny_model_dir):
-    """Weights are copied out of the safetensors memory map (whose pages are handed back), linear
-    ones transposed in memory; the model computes what the freshly loaded one does."""
-    from transformers import AutoModelForCausalLM
-
-    from evalsuite.models.cpu_weights import _checkpoint_mappings, prepare_cpu_weights
-
-    reference, model = (
-        AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32, use_safetensors=True).eval()
-        for _ in range(2)
-    )
-    mapped = _checkpoint_mappings()
-
-    def in_map(tensors) -> bool:
-        return any(lo <= t.data_ptr() < hi for t in tensors for lo, hi in mapped)
-
-    assert in_map(model.parameters())  # loaded weights do live in the map
-    prepare_cpu_weights(model)
-    assert not in_map([*model.parameters(), *model.buffers()])
-    q = model.model.layers[0].self_attn.q_proj.weight
-    assert q.stride() == (1, q.shape[0])  # (out, in) shape over an (in, out) contiguous matrix
-    assert model.lm_head.weight is model.model.embed_tokens.weight  # still tied, one tensor
-    ids = torch.tensor([[1, 5, 9, 200, 33, 7]])
-    with torch.no_grad():
-        torch.testing.assert_close(model(ids).logits, reference(ids).logits, rtol=0, atol=1e-5)

@@ -196,7 +196,8 @@ class _FakePerspective(BaseHTTPRequestHandler):
         elif text == "bad":
             self._reply(400, {"error": {"message": "Attribute TOXICITY does not support request languages: xx"}})
         else:
-            self._reply(200, {"attributeScores": {"TOXICITY": {"summaryScore": {"value": 0.42, "type": "PROBABILITY"}}}})
+            summary = {"value": 0.42, "type": "PROBABILITY"}
+            self._reply(200, {"attributeScores": {"TOXICITY": {"summaryScore": summary}}})
 
     def _reply(self, code: int, payload: dict):
         data = json.dumps(payload).encode()
