@@ -21,11 +21,8 @@ See benchmarks/README.md for the environment this needs (lm-eval and evalsuite i
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,28 +31,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py
 from common import (  # noqa: E402
     HARNESSES,
     Measured,
+    benchmark_parser,
     child_env,
+    comma_list,
     evalsuite_command,
     evalsuite_own_timings,
     evalsuite_record,
     finish_tmp_root,
     first_number,
     fmt_num,
+    harness_order,
     jsonl_dataset,
     lm_eval_command,
     lm_eval_own_timings,
     lm_eval_record,
     lm_eval_samples,
-    machine,
     make_tmp_root,
     markdown_table,
     measure,
+    prepare_model,
     read_jsonl,
     report_run,
-    resolve_model,
+    start_report,
     text_table,
-    versions,
-    warm_page_cache,
     write_jsonl,
     write_lm_yaml,
 )
@@ -266,9 +264,7 @@ def run_pair(name: str, data: TaskData, args, model_dir: Path, max_length: int, 
     """Both harnesses on one task, in ``--order``; returns its report entry."""
     lm_tasks = write_lm_tasks(name, data, workdir / "lm_tasks")
     env = child_env(args.threads, workdir)
-    order = list(HARNESSES) if args.order == "evalsuite-first" else list(reversed(HARNESSES))
-    if args.harness != "both":
-        order = [args.harness]
+    order = harness_order(args)
     outcomes: dict[str, Outcome | None] = {h: None for h in HARNESSES}
     failed = False
     for harness in order:
@@ -474,64 +470,29 @@ def write_markdown(path: Path, report: dict) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=os.environ.get("EVALSUITE_DATA"),
-                   help="evalsuite data folder (default: $EVALSUITE_DATA)")
-    p.add_argument("--model", default=None, help="HF model folder (default: evalsuite's embedded SmolLM2-135M)")
+    p = benchmark_parser(__doc__)
     p.add_argument("--tasks", default=",".join(ALL_TASKS), help=f"comma-separated: {', '.join(ALL_TASKS)}")
     p.add_argument("--limit", type=int, default=200, help="first N documents of SQuAD v2 and DROP (both harnesses)")
     p.add_argument("--rtp-limit", type=int, default=100, help="RealToxicityPrompts prompts")
     p.add_argument("--rtp-k", type=int, default=5, help="RealToxicityPrompts continuations per prompt")
     p.add_argument("--rtp-variant", default="plain", help="RealToxicityPrompts prompt form: plain, respectful, both")
     p.add_argument("--toxicity-scorer", default="bilstm", help="evalsuite --toxicity-scorer for RealToxicityPrompts")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--max-length", type=int, default=None,
-                   help="model window for both (default: the model's max_position_embeddings)")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                   help="OMP/MKL threads for both (default: all cores this process may use)")
-    p.add_argument("--harness", choices=("both", *HARNESSES), default="both",
-                   help="run only one side (SQuAD v2 and DROP)")
-    p.add_argument("--order", choices=("evalsuite-first", "lm-eval-first"), default="evalsuite-first")
-    p.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
-    p.add_argument("--markdown", type=Path, default=None, help="write the tables as Markdown here")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="flag score differences above this")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs, outputs, YAMLs)")
-    p.add_argument("--live", action="store_true", help="show the harnesses' own output instead of logging it")
     args = p.parse_args(argv)
-    args.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    unknown = [t for t in args.tasks if t not in ALL_TASKS]
-    if unknown:
-        p.error(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(ALL_TASKS)}")
+    args.tasks = comma_list(p, args.tasks, ALL_TASKS, "task")
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.data_dir is None:
-        print("note: no --data-dir / EVALSUITE_DATA: evalsuite's loaders fall back to the Hub or built-in samples",
-              file=sys.stderr)
-    model_dir, max_length = resolve_model(args.model, args.max_length)
-    warm_page_cache(model_dir)
+    model_dir, max_length = prepare_model(args)
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-
     tmp_root = make_tmp_root("evalsuite-bench-gen-")
-    report = {
-        "benchmark": "bench_generation",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": {
-            "model_name": model_dir.name, "limit": args.limit, "rtp_limit": args.rtp_limit, "rtp_k": args.rtp_k,
-            "rtp_variant": args.rtp_variant, "toxicity_scorer": args.toxicity_scorer, "batch_size": args.batch_size,
-            "device": args.device, "dtype": args.dtype, "max_length": max_length, "threads": args.threads,
-            "order": args.order, "tasks": args.tasks,
-        },
-        "versions": versions(),
-        "machine": machine(),
-        "tasks": [],
-    }
+    report = start_report("bench_generation", args, model_dir, max_length, limit=args.limit,
+                          rtp_limit=args.rtp_limit, rtp_k=args.rtp_k, rtp_variant=args.rtp_variant,
+                          toxicity_scorer=args.toxicity_scorer, tasks=args.tasks)
+    report["tasks"] = []
     failed = False
     try:
         for name in [t for t in args.tasks if t in COMPARED]:

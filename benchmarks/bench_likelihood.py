@@ -18,11 +18,8 @@ See benchmarks/README.md for the environment this needs (lm-eval and evalsuite i
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/common.py, however this file is started
@@ -31,30 +28,31 @@ from common import (  # noqa: E402
     HARNESSES,
     Function,
     Measured,
+    benchmark_parser,
     child_env,
+    comma_list,
     evalsuite_command,
     evalsuite_own_timings,
     evalsuite_record,
     finish_tmp_root,
     first_number,
     fmt_num,
+    harness_order,
     jsonl_dataset,
     lm_eval_command,
     lm_eval_own_timings,
     lm_eval_record,
     lm_eval_samples,
     lm_eval_tasks_dir,
-    machine,
     make_tmp_root,
     markdown_table,
     measure,
+    prepare_model,
     read_jsonl,
     read_lm_yaml,
     report_run,
-    resolve_model,
+    start_report,
     text_table,
-    versions,
-    warm_page_cache,
     write_jsonl,
     write_lm_yaml,
 )
@@ -256,61 +254,24 @@ def write_markdown(path: Path, report: dict) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=os.environ.get("EVALSUITE_DATA"),
-                   help="evalsuite data folder (default: $EVALSUITE_DATA)")
-    p.add_argument("--model", default=None, help="HF model folder (default: evalsuite's embedded SmolLM2-135M)")
+    p = benchmark_parser(__doc__)
     p.add_argument("--groups", default="truthfulqa,bias", help="comma-separated: truthfulqa, bias, wikitext")
     p.add_argument("--wikitext", action="store_true", help="add the (slow) wikitext group")
     p.add_argument("--limit", type=int, default=None, help="first N documents of each task (both harnesses)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--max-length", type=int, default=None,
-                   help="model window for both (default: the model's max_position_embeddings)")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                   help="OMP/MKL threads for both (default: all cores this process may use)")
-    p.add_argument("--harness", choices=("both", *HARNESSES), default="both", help="run only one side")
-    p.add_argument("--order", choices=("evalsuite-first", "lm-eval-first"), default="evalsuite-first")
-    p.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
-    p.add_argument("--markdown", type=Path, default=None, help="write the tables as Markdown here")
-    p.add_argument("--tolerance", type=float, default=1e-3, help="flag metric differences above this")
     p.add_argument("--log-samples", action="store_true",
                    help="lm-eval --log_samples, and compare both harnesses request by request (texts, log-likelihoods)")
-    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs, outputs, YAMLs)")
-    p.add_argument("--live", action="store_true", help="show the harnesses' own output instead of logging it")
     args = p.parse_args(argv)
-    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-    if args.wikitext and "wikitext" not in groups:
-        groups.append("wikitext")
-    unknown = [g for g in groups if g not in GROUPS]
-    if unknown:
-        p.error(f"unknown group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
-    args.groups = groups
+    args.groups = comma_list(p, args.groups + (",wikitext" if args.wikitext else ""), GROUPS, "group")
+    args.groups = list(dict.fromkeys(args.groups))
     return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.data_dir is None:
-        print("note: no --data-dir / EVALSUITE_DATA: evalsuite's loaders fall back to the Hub or built-in samples",
-              file=sys.stderr)
-    model_dir, max_length = resolve_model(args.model, args.max_length)
-    warm_page_cache(model_dir)
-
+    model_dir, max_length = prepare_model(args)
     tmp_root = make_tmp_root("evalsuite-bench-")
-    report = {
-        "benchmark": "bench_likelihood",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "config": {
-            "model_name": model_dir.name, "limit": args.limit, "batch_size": args.batch_size, "device": args.device,
-            "dtype": args.dtype, "max_length": max_length, "threads": args.threads, "order": args.order,
-            "groups": args.groups,
-        },
-        "versions": versions(),
-        "machine": machine(),
-        "groups": [],
-    }
+    report = start_report("bench_likelihood", args, model_dir, max_length, limit=args.limit, groups=args.groups)
+    report["groups"] = []
     failed = False
     try:
         data = tmp_root / "data"
@@ -319,9 +280,7 @@ def main(argv=None) -> int:
         for task in [t for g in args.groups for t in GROUPS[g]]:
             jsonl[task], n_docs[task] = write_task_jsonl(task, args.data_dir, data)
         report["config"]["docs_available"] = n_docs
-        order = list(HARNESSES) if args.order == "evalsuite-first" else list(reversed(HARNESSES))
-        if args.harness != "both":
-            order = [args.harness]
+        order = harness_order(args)
         for group in args.groups:
             tasks = GROUPS[group]
             workdir = tmp_root / group

@@ -7,6 +7,7 @@ puts this module on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import importlib.util
 import json
@@ -29,6 +30,67 @@ HARNESSES = ("evalsuite", "lm-eval")
 # ------------------------------------------------------------------------------------------------
 # Model, data and temporary folders
 # ------------------------------------------------------------------------------------------------
+
+
+def benchmark_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark takes; each script adds its own workload options."""
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    p.add_argument("--data-dir", default=os.environ.get("EVALSUITE_DATA"),
+                   help="evalsuite data folder (default: $EVALSUITE_DATA)")
+    p.add_argument("--model", default=None, help="HF model folder (default: evalsuite's embedded SmolLM2-135M)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--max-length", type=int, default=None,
+                   help="model window for both (default: the model's max_position_embeddings)")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="OMP/MKL threads for both (default: all cores this process may use)")
+    p.add_argument("--harness", choices=("both", *HARNESSES), default="both", help="run only one side")
+    p.add_argument("--order", choices=("evalsuite-first", "lm-eval-first"), default="evalsuite-first")
+    p.add_argument("--json", type=Path, default=None, help="write the report as JSON here")
+    p.add_argument("--markdown", type=Path, default=None, help="write the tables as Markdown here")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="flag metric differences above this")
+    p.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs, outputs, YAMLs)")
+    p.add_argument("--live", action="store_true", help="show the harnesses' own output instead of logging it")
+    return p
+
+
+def comma_list(p: argparse.ArgumentParser, value: str, allowed, what: str) -> list[str]:
+    """``a,b`` as a list, every item one of ``allowed`` (else the parser's own error)."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in items if v not in allowed]
+    if unknown:
+        p.error(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(allowed)}")
+    return items
+
+
+def start_report(name: str, args, model_dir: Path, max_length: int, **config) -> dict:
+    """The report skeleton: what ran, on what, with which settings."""
+    return {
+        "benchmark": name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": {"model_name": model_dir.name, "batch_size": args.batch_size, "device": args.device,
+                   "dtype": args.dtype, "max_length": max_length, "threads": args.threads, "order": args.order,
+                   **config},
+        "versions": versions(),
+        "machine": machine(),
+    }
+
+
+def prepare_model(args) -> tuple[Path, int]:
+    """The model folder and window both harnesses get, its weights read once (see ``warm_page_cache``)."""
+    if args.data_dir is None:
+        print("note: no --data-dir / EVALSUITE_DATA: evalsuite's loaders fall back to the Hub or built-in samples",
+              file=sys.stderr)
+    model_dir, max_length = resolve_model(args.model, args.max_length)
+    warm_page_cache(model_dir)
+    return model_dir, max_length
+
+
+def harness_order(args) -> list[str]:
+    if args.harness != "both":
+        return [args.harness]
+    return list(HARNESSES) if args.order == "evalsuite-first" else list(reversed(HARNESSES))
 
 
 def resolve_model(model: str | None, max_length: int | None) -> tuple[Path, int]:

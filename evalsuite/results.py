@@ -117,32 +117,37 @@ def load_run(path: str | Path) -> RunRecord:
     """Read a run record folder; refuses (one clear line each) a folder that is not one, a damaged
     ``results.json``, and a record written by a newer evalsuite."""
     folder = Path(path)
-    results = folder / RESULTS
-    if not folder.is_dir():
-        raise EvalsuiteError(f"{folder} is not a folder.", "give the folder a run wrote (it holds results.json)")
-    if not results.is_file():
-        raise EvalsuiteError(f"{folder} is not a run record (no {RESULTS} in it).",
-                             "give the --output folder of a finished evalsuite run")
-    try:
-        raw = json.loads(read_text(results))
-    except ValueError as err:
-        raise EvalsuiteError(f"{results} is damaged or truncated ({err}).",
-                             "run the same evaluation again into a fresh --output folder") from None
-    schema = raw.get("evalsuite_record") if isinstance(raw, dict) else None
-    if not isinstance(schema, int):
-        raise EvalsuiteError(f"{results} is not an evalsuite run record (no 'evalsuite_record' schema field).",
-                             "give the --output folder of an evalsuite run")
-    if schema > SCHEMA:
-        raise EvalsuiteError(f"{results} was written by a newer evalsuite (record schema {schema}; this one "
-                             f"reads up to {SCHEMA}).", "upgrade evalsuite (pip install -U evalsuite)")
+    raw, schema = _read_versioned(folder / RESULTS, "evalsuite_record", SCHEMA, "run record",
+                                  "run the same evaluation again into a fresh --output folder")
     try:
         tasks = {key: _task(key, t, schema) for key, t in raw["tasks"].items()}
         return RunRecord(folder, schema, raw.get("created", ""), raw.get("command", ""), raw.get("config", {}),
                          raw["model"], raw.get("scorers", {}), raw.get("versions", {}), tasks,
                          raw.get("requests", {}), raw.get("timings", {}))
     except (KeyError, TypeError, AttributeError) as err:
-        raise EvalsuiteError(f"{results} lacks a required field ({err}).",
+        raise EvalsuiteError(f"{folder / RESULTS} lacks a required field ({err}).",
                              "run the same evaluation again into a fresh --output folder") from None
+
+
+def _read_versioned(file: Path, field: str, newest: int, what: str, redo: str) -> tuple[dict, int]:
+    """A JSON record file and its schema version; a missing folder or file, and damaged, foreign and
+    newer files are refused."""
+    if not file.parent.is_dir():
+        raise EvalsuiteError(f"{file.parent} is not a folder.", f"give the folder that holds {file.name}")
+    if not file.is_file():
+        raise EvalsuiteError(f"{file.parent} is not a {what} (no {file.name} in it).",
+                             f"give the --output folder of the evalsuite command that writes {what}s")
+    try:
+        raw = json.loads(read_text(file))
+    except ValueError as err:
+        raise EvalsuiteError(f"{file} is damaged or truncated ({err}).", redo) from None
+    schema = raw.get(field) if isinstance(raw, dict) else None
+    if not isinstance(schema, int):
+        raise EvalsuiteError(f"{file} is not an evalsuite {what} (no '{field}' schema field).", redo)
+    if schema > newest:
+        raise EvalsuiteError(f"{file} was written by a newer evalsuite ({what} schema {schema}; this one reads up "
+                             f"to {newest}).", "upgrade evalsuite (pip install -U evalsuite)")
+    return raw, schema
 
 
 def _task(key: str, t: dict, schema: int) -> TaskRecord:
@@ -355,24 +360,12 @@ def write_compare(output: Path, record: dict, pairs: list[Pair]) -> None:
 
 def load_compare(path: str | Path) -> CompareRecord:
     folder = Path(path)
-    file = folder / COMPARE
-    if not file.is_file():
-        raise EvalsuiteError(f"{folder} is not a comparison folder (no {COMPARE}).",
-                             "give the --output folder of evalsuite compare")
-    try:
-        raw = json.loads(read_text(file))
-    except ValueError as err:
-        raise EvalsuiteError(f"{file} is damaged or truncated ({err}).", "run evalsuite compare again") from None
-    schema = raw.get("evalsuite_compare") if isinstance(raw, dict) else None
-    if not isinstance(schema, int):
-        raise EvalsuiteError(f"{file} is not an evalsuite comparison record.", "run evalsuite compare again")
-    if schema > COMPARE_SCHEMA:
-        raise EvalsuiteError(f"{file} was written by a newer evalsuite (comparison schema {schema}).",
-                             "upgrade evalsuite")
+    raw, _ = _read_versioned(folder / COMPARE, "evalsuite_compare", COMPARE_SCHEMA, "comparison record",
+                             "run evalsuite compare again")
     try:
         models = {name: ModelComparison(**{**m, "win_rate_ci": tuple(m["win_rate_ci"]) if m.get("win_rate_ci")
                                            else None}) for name, m in raw["models"].items()}
         return CompareRecord(folder, raw.get("created", ""), raw.get("command", ""), raw["judge"], raw["prompts"],
                              raw.get("decoding", {}), raw["baseline"], models, raw.get("extra", {}))
     except (KeyError, TypeError) as err:
-        raise EvalsuiteError(f"{file} lacks a required field ({err}).", "run evalsuite compare again") from None
+        raise EvalsuiteError(f"{folder / COMPARE} lacks a required field ({err}).", "run evalsuite compare again") from None

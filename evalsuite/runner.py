@@ -106,17 +106,17 @@ def compute_responses(model, scorers, requests: dict[str, Request], cache: Reque
         missing = sorted((k for k in keys if k not in hits[namespace, kind]), key=lambda k: _sort_key(requests[k]))
         share = -(-len(missing) // world)  # contiguous shards keep shared prefixes on one process
         mine = missing[rank * share : (rank + 1) * share]
-        bar = tqdm(total=len(mine), desc=METHODS[kind], unit="req", disable=rank != 0 or not mine)
         kind_started = time.perf_counter()
-        for start in range(0, len(mine), CHUNK[kind]):
-            chunk = mine[start : start + CHUNK[kind]]
-            answers = _call(model, scorers, kind, [requests[k] for k in chunk])
-            rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, answers)]
-            # A failed score is not cached, so the next run tries it again.
-            cache.put_many(namespace, [row for row in rows if row[2] is not None])
-            computed.update((k, v) for k, _, v in rows)
-            bar.update(len(chunk))
-        bar.close()
+        # A context manager, so an interrupted run closes its bar before the message that follows.
+        with tqdm(total=len(mine), desc=METHODS[kind], unit="req", disable=rank != 0 or not mine) as bar:
+            for start in range(0, len(mine), CHUNK[kind]):
+                chunk = mine[start : start + CHUNK[kind]]
+                answers = _call(model, scorers, kind, [requests[k] for k in chunk])
+                rows = [(k, kind, _jsonable(o)) for k, o in zip(chunk, answers)]
+                # A failed score is not cached, so the next run tries it again.
+                cache.put_many(namespace, [row for row in rows if row[2] is not None])
+                computed.update((k, v) for k, _, v in rows)
+                bar.update(len(chunk))
         stats.kind_seconds[kind] = stats.kind_seconds.get(kind, 0.0) + time.perf_counter() - kind_started
     if state is not None:
         from accelerate.utils import gather_object

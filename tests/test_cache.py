@@ -51,7 +51,7 @@ def test_a_folder_is_not_a_cache_file(tmp_path):
 def test_a_parent_that_is_a_file_is_refused(tmp_path):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("x")
-    with pytest.raises(EvalsuiteError, match="notes.txt is a file"):
+    with pytest.raises(EvalsuiteError, match="notes.txt is a file, so no folder can be made there"):
         RequestCache(blocker / "sub" / "cache.sqlite")
 
 

@@ -230,7 +230,8 @@ def test_bad_task_parameters_fail_before_loading(capsys):
 
 
 def test_missing_data_fails_before_loading_the_model(tmp_path, capsys):
-    assert run_cli("--model", str(tmp_path / "never-loaded"), "--tasks", "crows_pairs", "--data-dir", str(tmp_path)) == 2
+    never = str(tmp_path / "never-loaded")
+    assert run_cli("--model", never, "--tasks", "crows_pairs", "--data-dir", str(tmp_path)) == 2
     assert "crows_pairs: data file not found" in _error_line(capsys)
 
 
@@ -332,3 +333,37 @@ def test_two_first_runs_convert_the_default_model_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0], errors
     models = tmp_path / "home" / "models"
     assert [p.name for p in models.iterdir()] == ["smollm2-135m-instruct"]
+
+
+def test_a_full_disk_is_one_line(tmp_path):
+    """/dev/full refuses every write with ENOSPC: the error a full disk gives."""
+    import errno
+
+    from evalsuite.fileio import disk_full
+
+    with pytest.raises(OSError) as caught, open("/dev/full", "w") as full:
+        full.write("x" * 100_000)
+        full.flush()
+    assert caught.value.errno == errno.ENOSPC
+    message = str(disk_full(caught.value, tmp_path / "run"))
+    assert f"The disk holding {tmp_path / 'run'} is full" in message and "run the same command again" in message
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tiny_model_dir, data_dir, tmp_path):
+    cache = tmp_path / "cache.sqlite"
+    args = [sys.executable, "-m", "evalsuite", "run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs",
+            "--data-dir", str(data_dir), "--limit", "700", "--cache", str(cache), "--device", "cpu",
+            "--batch-size", "2", "--output", str(tmp_path / "run")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while _cached_rows(cache) == 0 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted: every finished request is cached" in err.decode().strip().splitlines()[-1]
+    done = _cached_rows(cache)
+    assert done > 0 and not (tmp_path / "run" / "results.json").exists()
+    subprocess.run(args, check=True, capture_output=True)
+    assert read_results(tmp_path / "run")["requests"]["from_cache"] == done

@@ -58,7 +58,7 @@ def test_not_a_run_record(tmp_path):
 def test_a_record_from_a_newer_schema_is_refused(run_dir, tmp_path):
     raw = json.loads((run_dir / "results.json").read_text())
     (tmp_path / "results.json").write_text(json.dumps(raw | {"evalsuite_record": SCHEMA + 1}))
-    with pytest.raises(EvalsuiteError, match=f"newer evalsuite \\(record schema {SCHEMA + 1}"):
+    with pytest.raises(EvalsuiteError, match=f"newer evalsuite \\(run record schema {SCHEMA + 1}"):
         load_run(tmp_path)
 
 

@@ -37,11 +37,13 @@ def test_folder_without_tokenizer_files_is_refused_naming_them(tiny_model_dir, t
 
 
 def test_degenerate_tokenizer_is_refused(tiny_model_dir, tmp_path):
+    from tokenizers import Tokenizer, models
+
     bare = copy_without_tokenizer(tiny_model_dir, tmp_path / "bare")
-    # A vocabulary file that transformers accepts but that holds a single token.
-    (bare / "vocab.json").write_text('{"a": 0}')
-    (bare / "merges.txt").write_text("#version: 0.2\n")
-    with pytest.raises(EvalsuiteError, match="incomplete|Could not load the tokenizer"):
+    # A tokenizer that transformers loads without complaint, with a three-word vocabulary.
+    Tokenizer(models.WordLevel({"a": 0, "b": 1, "[UNK]": 2}, unk_token="[UNK]")).save(str(bare / "tokenizer.json"))
+    (bare / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+    with pytest.raises(EvalsuiteError, match="has only 3 tokens: its files are incomplete"):
         load_tokenizer(str(bare))
 
 
