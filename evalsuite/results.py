@@ -368,4 +368,5 @@ def load_compare(path: str | Path) -> CompareRecord:
         return CompareRecord(folder, raw.get("created", ""), raw.get("command", ""), raw["judge"], raw["prompts"],
                              raw.get("decoding", {}), raw["baseline"], models, raw.get("extra", {}))
     except (KeyError, TypeError) as err:
-        raise EvalsuiteError(f"{folder / COMPARE} lacks a required field ({err}).", "run evalsuite compare again") from None
+        raise EvalsuiteError(f"{folder / COMPARE} lacks a required field ({err}).",
+                             "run evalsuite compare again") from None
