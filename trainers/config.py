@@ -190,7 +190,7 @@ def build_parser(cls, prog: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description=(cls.__doc__ or "").strip(), argument_default=argparse.SUPPRESS)
     for f in fields(cls):
         kind = _kind(cls, f.name)
-        options = {"help": f.metadata["help"], "dest": f.name}
+        options = {"help": f.metadata["help"].replace("%", "%%"), "dest": f.name}
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
         elif _is_list(kind):
