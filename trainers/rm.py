@@ -68,6 +68,8 @@ def encode(tokenizer, comparisons: list, use_template: bool, max_length: int, ov
 
 def single(tokenizer, demos: list, use_template: bool, max_length: int) -> list[Tree]:
     """Demonstrations as one-branch trees (their dialogue's last ``max_length`` tokens)."""
+    if not demos:
+        return []
     texts = [dialogue_text(tokenizer, d.prompt, d.response, use_template) for d in demos]
     return [Tree((), tuple([tuple(s[-max_length:])])) for s in tokenizer(texts, add_special_tokens=False).input_ids]
 
