@@ -85,6 +85,7 @@ class BranchRewards(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self._no_split_modules = getattr(model, "_no_split_modules", None)  # FSDP wraps these blocks
 
     def forward(self, input_ids, attention_mask, rows, cols, position_ids=None):
         if attention_mask.dim() == 2:

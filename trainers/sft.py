@@ -71,6 +71,7 @@ class ResponseNLL(nn.Module):
     def __init__(self, model, fused: bool):
         super().__init__()
         self.model = model
+        self._no_split_modules = getattr(model, "_no_split_modules", None)  # FSDP wraps these blocks
         self.fused = fused
 
     def forward(self, input_ids, attention_mask, rows, cols, targets, position_ids=None, each: bool = False):
