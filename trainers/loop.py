@@ -233,14 +233,15 @@ def claim_output(accelerator, config, files: list[dict]) -> list[str] | None:
     return changes
 
 
-def prepare(accelerator, config, module, n_examples: int, resuming: bool):
-    """The optimizer, the Accelerate-prepared module and optimizer, and the run's schedule."""
+def prepare(accelerator, config, module, n_examples: int, resuming: bool, lengths: list[int] | None = None):
+    """The optimizer, the Accelerate-prepared module and optimizer, and the run's schedule
+    (``lengths`` of the examples: batches grouped by length, for padded rows)."""
     from evalsuite.trainers.checkpoint import work_folder
 
     optimizer = optimizer_for(module, config)
     module, optimizer = accelerator.prepare(module, optimizer)
     schedule = Schedule(n_examples, config.batch_size, config.grad_accum, accelerator.num_processes,
-                        config.epochs, config.max_steps, config.seed, config.shuffle)
+                        config.epochs, config.max_steps, config.seed, config.shuffle, lengths)
     run = Run(accelerator, config, work_folder(Path(config.output)), schedule, resuming)
     return run, module, optimizer
 

@@ -12,7 +12,8 @@ batch, and the position in the data is just the step number (a resumed run recom
 continue it (SFT: no prefix, one branch = the whole sequence; reward model: the prompt's tokens and
 one branch per response). Packed, trees sit side by side in rows of at most ``width`` tokens
 (first-fit decreasing); each token sees only its own branch and its tree's prefix, and positions
-restart in each tree (``layout``). Padded, every prefix+branch is a row of its own.
+restart in each tree (``layout``). Padded, every prefix+branch is a row of its own, and each
+window of 16 global batches is sorted by length so that a batch pads little.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Schedule:
     max_steps: int
     seed: int
     shuffle: bool = True
+    lengths: list[int] | None = None  # given for padded rows: batches then group similar lengths
+
+    GROUP = 16  # global batches whose examples are sorted by length together
 
     @property
     def global_batch(self) -> int:
@@ -66,9 +70,17 @@ class Schedule:
         return (step + 1) % self.steps_per_epoch == 0
 
     def order(self, epoch: int) -> list[int]:
+        """The epoch's permutation; with ``lengths``, sorted longest first inside each window of
+        ``GROUP`` global batches, so that a padded batch holds sequences of similar length."""
         if not self.shuffle:
-            return list(range(self.n_examples))
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n_examples).tolist()
+            order = list(range(self.n_examples))
+        else:
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.n_examples).tolist()
+        if self.lengths is None:
+            return order
+        window = self.GROUP * self.global_batch
+        return [i for start in range(0, len(order), window)
+                for i in sorted(order[start : start + window], key=lambda k: -self.lengths[k])]
 
     def step_examples(self, step: int) -> list[int]:
         """Every example of optimizer step ``step``, over all processes and micro-batches."""

@@ -199,7 +199,9 @@ def train(config: RMConfig) -> int:
     model = load_model(path, config, pad_id)
     packed = modeling.use_packing(model, config.packing)
     stage = RMStage(train_set, valid_set, packed, config, pad_id, modeling.attention_kind(model))
-    run, module, optimizer = loop.prepare(accelerator, config, BranchRewards(model), len(train_set.trees), resuming)
+    lengths = None if packed else [t.size for t in train_set.trees]
+    run, module, optimizer = loop.prepare(accelerator, config, BranchRewards(model), len(train_set.trees), resuming,
+                                          lengths)
     state = loop.train(run, module, optimizer, stage)
     demos = [e for d in demo_files for e in select(d.examples, config.split)]
     centred = centre_on_demos(stage, module, accelerator, single(tokenizer, demos, use_template, config.max_length))

@@ -176,7 +176,8 @@ def train(config: SFTConfig) -> int:
     fused = loop.fused_head_ok(accelerator)
     stage = SFTStage(train_set.trees, valid_set.trees, packed, config, pad_id, modeling.attention_kind(model))
     module = ResponseNLL(model, fused)
-    run, module, optimizer = loop.prepare(accelerator, config, module, len(train_set.trees), resuming)
+    lengths = None if packed else [t.size for t in train_set.trees]
+    run, module, optimizer = loop.prepare(accelerator, config, module, len(train_set.trees), resuming, lengths)
     state = loop.train(run, module, optimizer, stage)
     weights = loop.unwrapped_state_dict(accelerator, module)
     manifest = build_manifest(

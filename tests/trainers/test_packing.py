@@ -48,3 +48,11 @@ def test_cut_prefix_keeps_the_end_of_the_prompt():
     assert cut_prefix((1, 2), [(5,)], 10) == (1, 2)
     assert cut_prefix((1, 2), [(5, 6, 7, 8)], 4) is None  # the response leaves no room for any prompt
     assert cut_prefix((), [(5, 6)], 2) == ()
+
+
+def test_padded_rows_group_similar_lengths_in_a_batch():
+    lengths = [1, 50, 2, 40, 3, 30, 4, 20]
+    s = Schedule(n_examples=8, batch_size=2, grad_accum=1, processes=1, epochs=1, max_steps=0, seed=0, lengths=lengths)
+    order = s.order(0)
+    assert sorted(order) == list(range(8)) and [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    assert [lengths[i] for i in s.step_examples(0)] == [50, 40]
