@@ -101,8 +101,8 @@ def read_rows(spec: str) -> tuple[str, str, list[tuple[int, object]]]:
         else:
             rows = list(json_lines(text, path))
         return str(path.resolve()), sha256_file(path), rows
-    if path.exists():
-        raise EvalsuiteError(f"Data path {spec} is not a file.", "give a JSON Lines or JSON file")
+    if path.is_dir():  # a dataset folder (data files, or a saved Hub dataset layout): read by `datasets`
+        return _dataset_rows(str(path), "train", f"dataset folder {spec}")
     return _hub_rows(spec)
 
 
@@ -126,15 +126,21 @@ def _hub_rows(spec: str) -> tuple[str, str, list[tuple[int, object]]]:
             f"Data file {spec} does not exist" + (" and the Hub is not reachable" if hub_like else "") + ".",
             "check the path given to --data (a Hub dataset name such as owner/name:train needs the Hub)",
         )
+    return _dataset_rows(name, split or "train", f"Hub dataset {spec}")
+
+
+def _dataset_rows(name: str, split: str, what: str) -> tuple[str, str, list[tuple[int, object]]]:
+    """Rows of a dataset ``datasets.load_dataset`` reads (a Hub name or a local folder), numbered from 1."""
     import datasets
 
     try:
-        dataset = datasets.load_dataset(name, split=split or "train")
+        dataset = datasets.load_dataset(name, split=split)
     except Exception as err:
-        raise EvalsuiteError(f"Could not load Hub dataset {spec}: {str(err).splitlines()[0]}",
+        raise EvalsuiteError(f"Could not load {what}: {str(err).splitlines()[0]}",
                              "check the dataset name and split (owner/name:split)") from err
     rows = [(i, dict(row)) for i, row in enumerate(dataset, start=1)]
-    return f"hub:{name}:{split or 'train'}", sha256_text(dataset._fingerprint), rows
+    source = f"hub:{name}:{split}" if what.startswith("Hub") else f"{Path(name).resolve()}:{split}"
+    return source, sha256_text(dataset._fingerprint), rows
 
 
 # --- shared pieces -------------------------------------------------------------------------------

@@ -123,3 +123,14 @@ def test_the_shared_data_files(data_dir):
         assert hh.format == "hh-rlhf" and len(hh.examples) + sum(hh.skipped.values()) == expected
         assert all(len(c.responses) == 2 and c.prompt[-1]["role"] == "user" for c in hh.examples)
     assert load(str(data_dir / "hh_rlhf/helpful-base/test.jsonl.gz"), "demonstrations").format == "hh-rlhf"
+
+
+def test_a_dataset_folder_is_read_through_datasets(tmp_path):
+    folder = tmp_path / "my_dataset"
+    folder.mkdir()
+    write_jsonl(folder / "train.jsonl", [{"prompt": "Q", "chosen": "good", "rejected": "bad"}] * 3)
+    data = load(str(folder), "comparisons")  # the same code path as a Hub dataset name
+    assert data.format == "pairs" and len(data.examples) == 3 and data.path.endswith("my_dataset:train")
+    assert len(data.sha256) == 64
+    with pytest.raises(EvalsuiteError, match="does not exist and the Hub is not reachable"):
+        load("someone/no-such-dataset", "comparisons")
