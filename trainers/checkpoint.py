@@ -98,8 +98,12 @@ def latest_state(work: Path) -> Path | None:
 def save_state(accelerator, work: Path, step: int, trainer_state: dict) -> Path:
     """Every process writes its part of the training state into one temporary folder, which the
     main process then renames to ``state/step-N`` (older states are removed after)."""
+    import logging
+
     from accelerate.utils import broadcast_object_list
 
+    # tied weights (input and output embeddings) are stored once; Accelerate says so at every save
+    logging.getLogger("accelerate.utils.other").setLevel(logging.ERROR)
     final = work / STATE / f"step-{step:08d}"
     with contextlib.ExitStack() as stack:
         tmp = [None]
