@@ -411,15 +411,19 @@ class HFModel:
         return torch.log_softmax(self.logits(hidden), dim=-1)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Float32 logits as the model defines them (its logit scale and soft-capping applied)."""
-        logits = self.head(hidden).float()
-        config = self.model.config
-        if getattr(config, "logit_scale", None):
-            logits = logits * config.logit_scale
-        cap = getattr(config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        return logits
+        return model_logits(self.head, self.model.config, hidden)
+
+
+def model_logits(head, config, hidden: torch.Tensor) -> torch.Tensor:
+    """Float32 logits as the model defines them (its logit scale and soft-capping applied), from
+    final hidden states through the output head; the trainer's token loss uses it too."""
+    logits = head(hidden).float()
+    if getattr(config, "logit_scale", None):
+        logits = logits * config.logit_scale
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
 
 
 FLUSH_POSITIONS = 256  # positions scored against the vocabulary at once (50 MB of logits for 49k words)

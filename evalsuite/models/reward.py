@@ -31,9 +31,14 @@ def last_token_rewards(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Te
     state of each row's last real token. Differentiable, so training uses it too."""
     hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state
     last = mask.sum(1) - 1
-    picked = hidden[torch.arange(ids.shape[0], device=ids.device), last]
+    return score_hidden(model, hidden[torch.arange(ids.shape[0], device=ids.device), last])
+
+
+def score_hidden(model, hidden: torch.Tensor) -> torch.Tensor:
+    """Rewards (float32) of final hidden states already picked at the tokens to read: the score head
+    plus ``config.reward_offset``. The trainer's packed rows pick their own positions and use it."""
     offset = float(getattr(model.config, "reward_offset", 0.0) or 0.0)
-    return model.score(picked).squeeze(-1).float() + offset
+    return model.score(hidden).squeeze(-1).float() + offset
 
 
 def pad_rows(rows: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
