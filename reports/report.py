@@ -114,7 +114,7 @@ def load_inputs(config: ReportConfig) -> Inputs:
 def fmt(value) -> str:
     if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
         return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, (bool, int)) or not isinstance(value, float):
         return str(value)
     size = abs(value)
     if size and (size >= 1e5 or size < 1e-3):

@@ -129,3 +129,22 @@ def runs_copy(report_inputs, tmp_path) -> dict:
     """Copies of the two runs a test may change."""
     return {k: Path(shutil.copytree(report_inputs[k], tmp_path / k))
             for k in ("base_run", "sft_run", "base_wikitext", "sft_wikitext")}
+
+
+def build(inputs: dict, out: Path, *extra) -> int:
+    runs = [inputs[k] for k in ("base_run", "base_wikitext", "sft_run", "sft_wikitext")]
+    return main(["report", *map(str, runs), *map(str, extra), "-o", str(out), "--resamples", "500"])
+
+
+@pytest.fixture(scope="session")
+def report(report_inputs, tmp_path_factory) -> dict:
+    """A report from copies of the real runs, one SQuAD answer replaced by an HTML/JS payload."""
+    root = tmp_path_factory.mktemp("report")
+    inputs = {k: Path(shutil.copytree(report_inputs[k], root / k))
+              for k in ("base_run", "base_wikitext", "sft_run", "sft_wikitext")}
+    payload_doc = plant_payload(inputs["sft_run"])
+    compare = comparison(root / "compare", inputs["base_run"], inputs["sft_run"])
+    out = root / "report.html"
+    assert build(inputs, out, "--compare", compare) == 0
+    return {"path": out, "html": out.read_text(encoding="utf-8"), "payload_doc": payload_doc, "inputs": inputs,
+            "compare": compare}
