@@ -26,6 +26,7 @@ LEGEND = {
     ("alignment", True): "alignment gain", ("alignment", False): "alignment loss",
     ("capability", True): "capability gain", ("capability", False): "capability loss (tax)",
 }
+DIRECTION_WORDS = {"higher": "higher is better", "lower": "lower is better", "": "no direction"}
 CHECKPOINT_COLOURS = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#9d755d", "#bab0ac"]
 Z95 = 1.959964
 
@@ -48,15 +49,15 @@ def tax_chart(rows: list[dict], prefix: str = "tax") -> str:
     tasks = list(dict.fromkeys(r["task"] for r in sorted(rows, key=lambda r: r["group"] != "alignment")))
     labels = list(dict.fromkeys(r["label"] for r in rows))
     heights = [0.32 * len(labels) + 0.55 for _ in tasks]
-    fig, axes = plt.subplots(len(tasks), 1, figsize=(7.2, sum(heights) + 0.5), squeeze=False,
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(8.4, sum(heights) + 0.5), squeeze=False,
                              gridspec_kw={"height_ratios": heights, "hspace": 1.0})
     marks: dict[str, dict] = {}
     seen_kinds: set = set()
     for ax, task in zip(axes[:, 0], tasks):
         mine = {r["label"]: r for r in rows if r["task"] == task}
         first = next(iter(mine.values()))
-        ax.set_title(f"{task} · {first['metric']} ({first['direction'] or 'no direction'}) · {first['group']}",
-                     loc="left")
+        ax.set_title(f"{task} · {first['metric']} ({DIRECTION_WORDS.get(first['direction'], first['direction'])})"
+                     f" · {first['group']}", loc="left")
         ax.axvline(0, color="#555555", linewidth=0.8)
         for y, label in enumerate(labels):
             row = mine.get(label)
@@ -71,6 +72,8 @@ def tax_chart(rows: list[dict], prefix: str = "tax") -> str:
             bar.patches[0].set_gid(gid)
             ci = (f" [{_fmt(row['gain_ci_low'])}, {_fmt(row['gain_ci_high'])}]"
                   if row.get("gain_ci_low") is not None else "")
+            ax.text(1.02, y, f"{_fmt(row['gain'])}{ci}{'' if row['significant'] else '  n.s.'}",
+                    transform=ax.get_yaxis_transform(), va="center", fontsize=7.5, color="#333333")
             marks[gid] = {"class": "bar", "data-task": task, "data-checkpoint": label,
                           "data-significant": str(bool(row["significant"])).lower(),
                           "title": f"{label} on {task}: gain {_fmt(row['gain'])}{ci}"
@@ -85,7 +88,7 @@ def tax_chart(rows: list[dict], prefix: str = "tax") -> str:
     if handles:
         fig.legend(handles, [LEGEND[k] for k in COLOURS if k in seen_kinds], loc="upper center", ncol=4,
                    frameon=False, bbox_to_anchor=(0.5, 1.0))
-    fig.subplots_adjust(left=0.28, right=0.97, top=1 - 0.45 / (sum(heights) + 0.5), bottom=0.35 / sum(heights))
+    fig.subplots_adjust(left=0.2, right=0.72, top=1 - 0.45 / (sum(heights) + 0.5), bottom=0.35 / sum(heights))
     return figure_svg(fig, prefix, marks)
 
 

@@ -126,30 +126,27 @@ class AggregateForm:
         return float("nan") if metric is None else float(metric.value)
 
 
-def recorded_mean_form(task: TaskRecord, metric: str, scores: list[dict], any_column: bool) -> MeanForm | None:
-    """The per-sample score whose mean (x1 or x100) is the recorded value: the metric's own name,
-    else (with ``any_column``) the only other varying score that matches (``expected_max_toxicity``
-    is the mean of ``max_toxicity/plain``); None when none, or more than one, does."""
+def mean_candidates(task: TaskRecord, metric: str, scores: list[dict], any_column: bool) -> list[MeanForm]:
+    """Per-sample scores whose mean (x1 or x100) is the recorded value: the metric's own name first,
+    then (with ``any_column``) any other (``expected_max_toxicity`` is the mean of
+    ``max_toxicity/plain``). A value of 0 matches every scale: the check in ``find_form`` decides."""
     target = task.metrics.get(metric)
     if not isinstance(target, (int, float)) or not scores:
-        return None
+        return []
 
-    def matches(key: str, varying: bool) -> float | None:
+    def matches(key: str) -> list[MeanForm]:
         values = column(scores, key)
         if values is None or not np.isfinite(values).any():
-            return None
-        if varying and np.nanmin(values) == np.nanmax(values):
-            return None  # a constant column matches a constant metric by coincidence
+            return []
         mean = float(np.nanmean(values))
-        return next((s for s in SCALES if math.isclose(s * mean, float(target), rel_tol=1e-9)), None)
+        return [MeanForm(key, s) for s in SCALES if math.isclose(s * mean, float(target), rel_tol=1e-9)]
 
-    if metric in scores[0] and (scale := matches(metric, varying=False)) is not None:
-        return MeanForm(metric, scale)
-    if not any_column:
-        return None
-    keys = [k for k in dict.fromkeys(k for s in scores[:50] for k in s) if k != metric]
-    found = [(k, s) for k in keys if (s := matches(k, varying=True)) is not None]
-    return MeanForm(*found[0]) if len(found) == 1 else None
+    found = matches(metric) if metric in scores[0] else []
+    if any_column:
+        for key in dict.fromkeys(k for s in scores[:50] for k in s):
+            if key != metric:
+                found += matches(key)
+    return found
 
 
 def rebuilt_aggregate(task: TaskRecord):
@@ -171,15 +168,31 @@ def _reproduces(form: AggregateForm, docs: list[dict], scores: list[dict], targe
         return False
 
 
+def _perturbed(scores: list[dict], key: str, rng: np.random.Generator) -> list[dict]:
+    """``scores`` with ``key`` replaced by random values of its kind (missing values stay missing)."""
+    values = [s.get(key) for s in scores]
+    present = [v for v in values if v is not None]
+    binary = all(v in (0, 1) for v in present)
+
+    def draw(v):
+        if v is None:
+            return None
+        if isinstance(v, bool):
+            return bool(rng.random() < 0.5)
+        return type(v)(rng.random() < 0.5) if binary else float(rng.random())
+
+    return [{**s, key: draw(v)} for s, v in zip(scores, values)]
+
+
 def _mean_checked(mean: MeanForm, form: AggregateForm, docs: list[dict], scores: list[dict]) -> bool:
-    """The mean equals the task's aggregate on two seeded subsets too, so it is the metric's
-    definition and not a coincidence of the full set."""
+    """The task's aggregate follows the mean when that score is redrawn at random on a random half
+    of the documents (twice): the mean is the metric's definition, not a coincidence of the data."""
     rng = np.random.default_rng(0)
-    for size in (len(docs) // 2, len(docs) // 3):
-        if size < 2:
-            continue
-        pick = np.sort(rng.choice(len(docs), size=size, replace=False))
-        sub_docs, sub_scores = [docs[i] for i in pick], [scores[i] for i in pick]
+    for _ in range(2):
+        pick = np.sort(rng.choice(len(docs), size=max(2, len(docs) // 2), replace=False)) if len(docs) > 2 \
+            else np.arange(len(docs))
+        sub_docs = [docs[i] for i in pick]
+        sub_scores = _perturbed([scores[i] for i in pick], mean.key, rng)
         values = column(sub_scores, mean.key)
         expected = mean.scale * float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
         if not _reproduces(form, sub_docs, sub_scores, expected):
@@ -198,11 +211,10 @@ def find_form(task: TaskRecord, metric: str, samples: list[Sample]) -> MeanForm 
     form = AggregateForm(metric, aggregate) if aggregate is not None else None
     if form is not None and not _reproduces(form, docs, scores, float(target)):
         form = None
-    # A score of another name is taken for the metric only where the aggregate can confirm it.
-    mean = recorded_mean_form(task, metric, scores, any_column=form is not None)
-    if mean is not None and (form is None or _mean_checked(mean, form, docs, scores)):
-        return mean
-    return form
+    candidates = mean_candidates(task, metric, scores, any_column=form is not None)
+    if form is None:  # nothing to check a mean against: only the metric's own score, one scale
+        return candidates[0] if len(candidates) == 1 and candidates[0].key == metric else None
+    return next((c for c in candidates if _mean_checked(c, form, docs, scores)), form)
 
 
 def reproduces(form: MeanForm | AggregateForm, task: TaskRecord, metric: str, samples: list[Sample]) -> bool:

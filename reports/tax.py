@@ -14,6 +14,7 @@ import json
 import math
 import os
 import sys
+import time
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -139,6 +140,19 @@ def _statistic(form: MeanForm | AggregateForm, joined: Joined):
     return joined.n, estimate, both, None
 
 
+AGGREGATE_BUDGET_S = 120.0  # per metric; a task aggregate slower than this gets fewer resamples (at least 200)
+
+
+def _affordable(form, statistic, n: int, resamples: int) -> int:
+    """All ``resamples`` for a mean (vectorised); for a task's own aggregate, as many as fit the budget."""
+    if isinstance(form, MeanForm):
+        return resamples
+    started = time.perf_counter()
+    statistic(np.zeros((1, n), dtype=int))
+    per_draw = time.perf_counter() - started
+    return resamples if per_draw * resamples <= AGGREGATE_BUDGET_S else max(200, int(AGGREGATE_BUDGET_S / per_draw))
+
+
 def metric_cell(metric: str, role: str, joined: Joined, form, config: TaxConfig) -> Cell:
     task = joined.task
     dir_ = direction(task, metric)
@@ -152,7 +166,10 @@ def metric_cell(metric: str, role: str, joined: Joined, form, config: TaxConfig)
     if n < 2:
         cell.note = "fewer than 2 documents scored in both runs"
         return cell
-    draws = resample_draws(statistic, n, config.resamples, config.seed)
+    resamples = _affordable(form, statistic, n, config.resamples)
+    if resamples < config.resamples:
+        cell.note = f"{resamples} resamples: the task's aggregate is slow to recompute"
+    draws = resample_draws(statistic, n, resamples, config.seed)
     diff = percentile_interval(draws[:, 1] - draws[:, 0], config.confidence)
     cell.ci_low, cell.ci_high = (diff.low, diff.high) if diff else (None, None)
     gain_draws = gains(dir_, ideal, draws[:, 0], draws[:, 1])
@@ -171,16 +188,23 @@ def metric_cell(metric: str, role: str, joined: Joined, form, config: TaxConfig)
 
 
 class SampleCache:
-    """Each run's per-sample records, read once however many comparisons use them."""
+    """Each run's per-sample records, and each metric's form, found once however many comparisons use them."""
 
     def __init__(self):
         self._samples: dict[tuple[str, str], list[Sample]] = {}
+        self._forms: dict[tuple[str, str, str], object] = {}
 
     def get(self, run: RunRecord, task: str) -> list[Sample]:
         key = (str(run.path), task)
         if key not in self._samples:
             self._samples[key] = run.samples(task)
         return self._samples[key]
+
+    def form(self, run: RunRecord, task: str, metric: str):
+        key = (str(run.path), task, metric)
+        if key not in self._forms:
+            self._forms[key] = find_form(run.tasks[task], metric, self.get(run, task))
+        return self._forms[key]
 
 
 def headline_metrics(task) -> list[tuple[str, str]]:
@@ -196,7 +220,7 @@ def task_cells(key: str, pairing: Pairing, samples: SampleCache, config: TaxConf
     joined = join(ref_run.tasks[key], ref_samples, ckpt_samples)
     cells = []
     for metric, role in headline_metrics(ref_run.tasks[key]):
-        form = find_form(ref_run.tasks[key], metric, ref_samples)
+        form = samples.form(ref_run, key, metric)
         same = form is not None and reproduces(form, ckpt_run.tasks[key], metric, ckpt_samples)
         if role == "secondary" and not isinstance(form, MeanForm):
             continue  # only per-sample means beside the headline metric
