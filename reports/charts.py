@@ -36,15 +36,39 @@ def _fmt(value: float) -> str:
     return f"{value:+.1f}" if size >= 100 else f"{value:+.2f}" if size >= 1 else f"{value:+.3f}"
 
 
+def _direction_words(direction: str) -> str:
+    if direction.startswith("ideal"):
+        return f"{direction}: gain = distance to it won"
+    return DIRECTION_WORDS.get(direction, direction)
+
+
 def _error(value: float, low: float | None, high: float | None) -> tuple[float, float]:
     if low is None or high is None:
         return 0.0, 0.0
     return max(0.0, value - low), max(0.0, high - value)
 
 
+def _tax_bar(ax, y: int, row: dict, marks: dict[str, dict]) -> tuple[str, bool]:
+    """One checkpoint's bar in a task's panel, its interval, its numbers beside it; returns its colour kind."""
+    kind = (row["group"] if row["group"] in ("alignment", "capability") else "capability", row["gain"] >= 0)
+    gid = f"bar{len(marks)}"
+    err = _error(row["gain"], row.get("gain_ci_low"), row.get("gain_ci_high"))
+    bar = ax.barh([y], [row["gain"]], color=COLOURS[kind], alpha=1.0 if row["significant"] else 0.4, height=0.6,
+                  xerr=[[err[0]], [err[1]]], error_kw={"elinewidth": 0.9, "capsize": 2.5})
+    bar.patches[0].set_gid(gid)
+    ci = f" [{_fmt(row['gain_ci_low'])}, {_fmt(row['gain_ci_high'])}]" if row.get("gain_ci_low") is not None else ""
+    ax.text(1.02, y, f"{_fmt(row['gain'])}{ci}{'' if row['significant'] else '  n.s.'}",
+            transform=ax.get_yaxis_transform(), va="center", fontsize=7.5, color="#333333")
+    marks[gid] = {"class": "bar", "data-task": row["task"], "data-checkpoint": row["label"],
+                  "data-significant": str(bool(row["significant"])).lower(),
+                  "title": f"{row['label']} on {row['task']}: gain {_fmt(row['gain'])}{ci}"
+                           f"{'' if row['significant'] else ' (not significant)'}"}
+    return kind
+
+
 def tax_chart(rows: list[dict], prefix: str = "tax") -> str:
     """``rows``: one per (task, comparison) with task, metric, group, direction, label (the
-    comparison), gain, gain_ci_low, gain_ci_high, difference, significant."""
+    comparison), gain, gain_ci_low, gain_ci_high, significant."""
     plt = configure_matplotlib()
     tasks = list(dict.fromkeys(r["task"] for r in sorted(rows, key=lambda r: r["group"] != "alignment")))
     labels = list(dict.fromkeys(r["label"] for r in rows))
@@ -52,42 +76,26 @@ def tax_chart(rows: list[dict], prefix: str = "tax") -> str:
     fig, axes = plt.subplots(len(tasks), 1, figsize=(8.4, sum(heights) + 0.5), squeeze=False,
                              gridspec_kw={"height_ratios": heights, "hspace": 1.0})
     marks: dict[str, dict] = {}
-    seen_kinds: set = set()
+    seen: set = set()
     for ax, task in zip(axes[:, 0], tasks):
         mine = {r["label"]: r for r in rows if r["task"] == task}
         first = next(iter(mine.values()))
-        ax.set_title(f"{task} · {first['metric']} ({DIRECTION_WORDS.get(first['direction'], first['direction'])})"
-                     f" · {first['group']}", loc="left")
+        ax.set_title(f"{task} · {first['metric']} ({_direction_words(first['direction'])}) · {first['group']}",
+                     loc="left")
         ax.axvline(0, color="#555555", linewidth=0.8)
         for y, label in enumerate(labels):
-            row = mine.get(label)
-            if row is None or row.get("gain") is None:
-                continue
-            kind = (row["group"] if row["group"] in ("alignment", "capability") else "capability", row["gain"] >= 0)
-            seen_kinds.add(kind)
-            gid = f"bar{len(marks)}"
-            err = _error(row["gain"], row.get("gain_ci_low"), row.get("gain_ci_high"))
-            bar = ax.barh([y], [row["gain"]], color=COLOURS[kind], alpha=1.0 if row["significant"] else 0.4,
-                          height=0.6, xerr=[[err[0]], [err[1]]], error_kw={"elinewidth": 0.9, "capsize": 2.5})
-            bar.patches[0].set_gid(gid)
-            ci = (f" [{_fmt(row['gain_ci_low'])}, {_fmt(row['gain_ci_high'])}]"
-                  if row.get("gain_ci_low") is not None else "")
-            ax.text(1.02, y, f"{_fmt(row['gain'])}{ci}{'' if row['significant'] else '  n.s.'}",
-                    transform=ax.get_yaxis_transform(), va="center", fontsize=7.5, color="#333333")
-            marks[gid] = {"class": "bar", "data-task": task, "data-checkpoint": label,
-                          "data-significant": str(bool(row["significant"])).lower(),
-                          "title": f"{label} on {task}: gain {_fmt(row['gain'])}{ci}"
-                                   f"{'' if row['significant'] else ' (not significant)'}"}
+            if mine.get(label, {}).get("gain") is not None:
+                seen.add(_tax_bar(ax, y, mine[label], marks))
         ax.set_yticks(range(len(labels)), labels)
         ax.set_ylim(len(labels) - 0.4, -0.6)
         ax.margins(x=0.15)
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     axes[-1, 0].set_xlabel("← worse    gain over the reference, in each task's units    better →", color="#555555")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[k]) for k in COLOURS if k in seen_kinds]
-    if handles:
-        fig.legend(handles, [LEGEND[k] for k in COLOURS if k in seen_kinds], loc="upper center", ncol=4,
-                   frameon=False, bbox_to_anchor=(0.5, 1.0))
+    kinds = [k for k in COLOURS if k in seen]
+    if kinds:
+        fig.legend([plt.Rectangle((0, 0), 1, 1, color=COLOURS[k]) for k in kinds], [LEGEND[k] for k in kinds],
+                   loc="upper center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 1.0))
     fig.subplots_adjust(left=0.2, right=0.72, top=1 - 0.45 / (sum(heights) + 0.5), bottom=0.35 / sum(heights))
     return figure_svg(fig, prefix, marks)
 
@@ -152,3 +160,38 @@ def breakdown_chart(metric: str, groups: list[str], series: dict[str, dict[str, 
         ax.spines[side].set_visible(False)
     fig.subplots_adjust(left=0.3, right=0.97, bottom=0.6 / height, top=1 - 0.15 / height)
     return figure_svg(fig, prefix)
+
+
+def headline_chart(rows: list[dict], names: list[str], prefix: str = "headline") -> str:
+    """Each task's primary metric per checkpoint as a dot with its 95% interval, one panel per task
+    on its own scale. ``rows``: task, metric, direction, values {checkpoint: (value, low, high)}."""
+    plt = configure_matplotlib()
+    height = 0.22 * len(names) + 0.5
+    fig, axes = plt.subplots(len(rows), 1, figsize=(7.2, height * len(rows) + 0.4), squeeze=False,
+                             gridspec_kw={"hspace": 1.1})
+    marks: dict[str, dict] = {}
+    for ax, row in zip(axes[:, 0], rows):
+        ax.set_title(f"{row['task']} · {row['metric']} ({DIRECTION_WORDS.get(row['direction'], row['direction'])})",
+                     loc="left")
+        for y, name in enumerate(names):
+            value, low, high = row["values"].get(name, (None, None, None))
+            if value is None or not math.isfinite(value):
+                continue
+            err = _error(value, low, high)
+            colour = CHECKPOINT_COLOURS[y % len(CHECKPOINT_COLOURS)]
+            gid = f"dot{len(marks)}"
+            line = ax.errorbar([value], [y], xerr=[[err[0]], [err[1]]], fmt="o", color=colour, markersize=4,
+                               elinewidth=1.0, capsize=2.5)
+            line.lines[0].set_gid(gid)
+            marks[gid] = {"class": "dot", "data-task": row["task"], "data-checkpoint": name,
+                          "title": f"{name}: {value:.4g}" + (f" [{low:.4g}, {high:.4g}]" if low is not None else "")}
+        if row.get("ideal") is not None:
+            ax.axvline(row["ideal"], color="#555555", linestyle="--", linewidth=0.8)
+        ax.set_yticks(range(len(names)), names)
+        ax.set_ylim(len(names) - 0.5, -0.5)
+        ax.margins(x=0.1)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    fig.subplots_adjust(left=0.24, right=0.97, top=1 - 0.3 / (height * len(rows) + 0.4),
+                        bottom=0.25 / (height * len(rows) + 0.4))
+    return figure_svg(fig, prefix, marks)

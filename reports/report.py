@@ -32,6 +32,7 @@ from . import charts
 from .checkpoints import Checkpoint, group_runs, resolve_pairings
 from .drilldown import pack, score_keys, script_json, task_blocks
 from .tax import TaxConfig, TaxTable, build_table, load_tax
+from .tax import direction as tax_direction
 
 Z95 = 1.959964
 GROUP_ORDER = {"alignment": 0, "capability": 1, "judge": 2}
@@ -180,13 +181,23 @@ def lineage_tree(checkpoints: list[Checkpoint]) -> list[dict]:
 
 
 def overview_view(checkpoints: list[Checkpoint], tasks: list[str]) -> dict:
-    rows = []
+    rows, points = [], []
     for key in tasks:
         first = next(c.task(key) for c in checkpoints if c.task(key))
-        rows.append({"task": key, "slug": slug(key), "group": first.group, "metric": first.primary_metric,
-                     "direction": direction_of(first, first.primary_metric),
-                     "cells": [value_cell(c.task(key), first.primary_metric) for c in checkpoints]})
-    return {"tree": lineage_tree(checkpoints), "rows": rows}
+        metric = first.primary_metric
+        rows.append({"task": key, "slug": slug(key), "group": first.group, "metric": metric,
+                     "direction": direction_of(first, metric),
+                     "cells": [value_cell(c.task(key), metric) for c in checkpoints]})
+        values = {}
+        for c in checkpoints:
+            task = c.task(key)
+            if task is not None and isinstance(task.metrics.get(metric), (int, float)):
+                ci = interval(task, metric) or (None, None)
+                values[c.name] = (float(task.metrics[metric]), *ci)
+        points.append({"task": key, "metric": metric, "direction": tax_direction(first, metric),
+                       "ideal": first.ideal.get(metric), "values": values})
+    chart = charts.headline_chart(points, [c.name for c in checkpoints]) if points else None
+    return {"tree": lineage_tree(checkpoints), "rows": rows, "chart": chart}
 
 
 def tax_view(table: TaxTable | None) -> dict | None:
