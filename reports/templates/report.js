@@ -56,6 +56,12 @@
     label.appendChild(control);
     return label;
   }
+  function leaves(value, out) {  // every string and number inside a JSON value, for searching
+    if (value === null || value === undefined) return out;
+    if (typeof value === "object") Object.values(value).forEach((v) => leaves(v, out));
+    else out.push(String(value));
+    return out;
+  }
   function pre(text) {
     return el("pre", "text", text);
   }
@@ -154,9 +160,9 @@
     haystack() {
       if (!this.hay) {
         this.hay = this.docs.map((doc, i) => {
-          const parts = [String(doc.id), JSON.stringify(doc.doc)];
+          const parts = leaves(doc.doc, [String(doc.id)]);
           doc.req.forEach((r) => parts.push(this.text(r.c), this.text(r.t), r.x || ""));
-          this.names.forEach((n) => { const row = this.rows[n][i]; if (row) parts.push(JSON.stringify(row[0])); });
+          this.names.forEach((n) => { const row = this.rows[n][i]; if (row) leaves(row[0], parts); });
           return parts.join("\n").toLowerCase();
         });
       }
