@@ -113,7 +113,9 @@ def pair_by_lineage(checkpoints: list[Checkpoint]) -> tuple[list[Pairing], list[
                 pairs.append(Pairing(ckpt, reference, relation))
                 found = True
         if not found:
-            unpaired.append(f"{ckpt.name}: no run of its parent {label(parent)} or base {label(base)} was given")
+            named = f"its base {label(base)}" if len(ancestors) == 1 else \
+                f"its parent {label(parent)} or its base {label(base)}"
+            unpaired.append(f"{ckpt.name}: no run of {named} was given")
     return pairs, unpaired
 
 
