@@ -422,7 +422,8 @@ def build_context(inputs: Inputs, config: ReportConfig) -> dict:
 
 def parse_args(argv: list[str]) -> ReportConfig:
     """``argv`` without the subcommand name."""
-    parser = argparse.ArgumentParser(prog="evalsuite report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="evalsuite report", description="One self-contained HTML report of "
+                                     "runs, comparisons and the alignment-tax table.")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run record folders")
     parser.add_argument("--compare", nargs="+", default=[], metavar="DIR", help="evalsuite compare folders")
     parser.add_argument("--tax", default=None, metavar="DIR", help="an evalsuite tax folder (default: computed "

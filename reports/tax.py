@@ -389,7 +389,8 @@ def load_tax(folder: str | Path) -> TaxTable:
 
 def parse_args(argv: list[str]) -> TaxConfig:
     """``argv`` without the subcommand name."""
-    parser = argparse.ArgumentParser(prog="evalsuite tax", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="evalsuite tax", description="What each checkpoint gained or lost "
+                                     "against its base (or parent), task by task, with paired statistics.")
     parser.add_argument("runs_given", nargs="*", metavar="RUN", help="run record folders (pairing from lineage)")
     parser.add_argument("--runs", default="", help="comma-separated run folders to compare with --base")
     parser.add_argument("--base", default="", help="the reference checkpoint's run folder(s), comma-separated")
