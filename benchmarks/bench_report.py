@@ -44,7 +44,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def fake_response(request, rng: np.random.Generator, words: list[str]):
+def fake_response(request, rng: np.random.Generator, words: np.ndarray):
     if isinstance(request, Loglikelihood):
         return LoglikelihoodResult(float(-rng.gamma(2.0, 4.0)), bool(rng.random() < 0.2),
                                    max(1, len(request.continuation) // 4))
@@ -53,13 +53,13 @@ def fake_response(request, rng: np.random.Generator, words: list[str]):
         return RollingResult(float(-tokens * rng.uniform(2.5, 3.5)), tokens)
     if isinstance(request, Generate):
         length = int(min(request.max_tokens, 24) * rng.uniform(0.3, 1.0)) + 1
-        return [" ".join(rng.choice(words, size=length)) for _ in range(request.n)]
+        return [" ".join(words[rng.integers(0, len(words), length)]) for _ in range(request.n)]
     return float(rng.beta(1.0, 6.0))  # a scorer's probability (toxicity, a judge's yes)
 
 
 def fake_run(prepared, stage: str, parents: list[str], out: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    words = [w for res in prepared[:3] for d in res.docs[:200] for w in json.dumps(d).split() if w.isalpha()]
+    words = np.array([w for res in prepared[:3] for d in res.docs[:200] for w in json.dumps(d).split() if w.isalpha()])
     fingerprints = {s: hashlib.sha256(s.encode()).hexdigest() for s, _ in STAGES}
     for res in prepared:
         res.responses = [[fake_response(r, rng, words) for r in reqs] for reqs in res.requests]

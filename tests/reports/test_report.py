@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from evalsuite.cli import main
 from evalsuite.reports.drilldown import script_json
 from evalsuite.reports.svg import csp_safe
 from tests.reports.conftest import PAYLOAD, build
@@ -156,3 +157,21 @@ def test_svg_rewrite_leaves_no_style_and_keeps_references_inside_the_figure():
     assert '<g id="c7-bar0" class="bar" data-task="t&lt;1&gt;"><title>gain +0.1</title>' in out
     with pytest.raises(ValueError):
         csp_safe('<svg xmlns="http://www.w3.org/2000/svg"><path style="filter: blur(2px)"/></svg>', "x", {})
+
+
+def test_report_reads_a_tax_folder(report, tmp_path):
+    inputs = report["inputs"]
+    runs = [inputs[k] for k in ("base_run", "base_wikitext", "sft_run", "sft_wikitext")]
+    assert main(["tax", *map(str, runs), "--output", str(tmp_path / "tax"), "--resamples", "300"]) == 0
+    assert build(inputs, tmp_path / "r.html", "--tax", tmp_path / "tax") == 0
+    html = (tmp_path / "r.html").read_text()
+    assert "--resamples 300" in html and html.count('class="bar"') == 6
+
+
+def test_runs_of_one_checkpoint_make_a_report_without_a_tax_table(report, tmp_path, capsys):
+    inputs = report["inputs"]
+    out = tmp_path / "base.html"
+    assert main(["report", str(inputs["base_run"]), str(inputs["base_wikitext"]), "-o", str(out)]) == 0
+    assert "no checkpoint has a recorded parent" in capsys.readouterr().err
+    html = out.read_text()
+    assert "No alignment-tax table" in html and 'class="bar"' not in html and 'id="task-wikitext"' in html
