@@ -33,7 +33,9 @@ Z95 = 1.959964
 
 def _fmt(value: float) -> str:
     size = abs(value)
-    return f"{value:+.1f}" if size >= 100 else f"{value:+.2f}" if size >= 1 else f"{value:+.3f}"
+    if size >= 100:
+        return f"{value:+.1f}"
+    return f"{value:+.2f}" if size >= 1 else f"{value:+.3f}" if size >= 0.01 or size == 0 else f"{value:+.2g}"
 
 
 def _direction_words(direction: str) -> str:

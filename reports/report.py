@@ -31,7 +31,7 @@ from evalsuite.results import CompareRecord, load_compare
 from . import charts
 from .checkpoints import Checkpoint, group_runs, resolve_pairings
 from .drilldown import pack, score_keys, script_json, task_blocks
-from .tax import TaxConfig, TaxTable, build_table, load_tax
+from .tax import SampleCache, TaxConfig, TaxTable, build_table, load_tax
 from .tax import direction as tax_direction
 
 Z95 = 1.959964
@@ -55,6 +55,7 @@ class Inputs:
     compares: list[CompareRecord]
     tax: TaxTable | None
     notes: list[str]  # what was left out and why
+    samples: SampleCache = field(default_factory=SampleCache)  # read once for the tax table and the drill-down
 
 
 # --- inputs --------------------------------------------------------------------------------------
@@ -85,7 +86,8 @@ def load_compares(paths: list[str], notes: list[str]) -> list[CompareRecord]:
     return compares
 
 
-def tax_for(checkpoints: list[Checkpoint], config: ReportConfig, notes: list[str]) -> TaxTable | None:
+def tax_for(checkpoints: list[Checkpoint], config: ReportConfig, notes: list[str],
+            samples: SampleCache) -> TaxTable | None:
     """The tax table from --tax, else computed here from the lineage when some run's parent or base is given."""
     if config.tax:
         return load_tax(config.tax)
@@ -96,7 +98,7 @@ def tax_for(checkpoints: list[Checkpoint], config: ReportConfig, notes: list[str
     try:
         pairings, unpaired = resolve_pairings(checkpoints, None)
         return build_table(checkpoints, pairings, unpaired, TaxConfig(
-            runs=[], resamples=config.resamples, progress=config.progress, command="evalsuite report"))
+            runs=[], resamples=config.resamples, progress=config.progress, command="evalsuite report"), samples)
     except EvalsuiteError as err:
         notes.append(f"alignment tax left out: {err.problem}")
         return None
@@ -106,7 +108,8 @@ def load_inputs(config: ReportConfig) -> Inputs:
     notes: list[str] = []
     checkpoints = group_runs(config.runs)
     compares = load_compares(config.compare, notes)
-    return Inputs(checkpoints, compares, tax_for(checkpoints, config, notes), notes)
+    samples = SampleCache()
+    return Inputs(checkpoints, compares, tax_for(checkpoints, config, notes, samples), notes, samples)
 
 
 # --- the view: plain data for the template -------------------------------------------------------
@@ -334,8 +337,9 @@ class Blocks:
 def samples_meta(inputs: Inputs, tasks: list[str], blocks: Blocks) -> dict:
     meta = {}
     for key in tasks:
-        holders = [(c.name, c.run_of(key).samples(key)) for c in inputs.checkpoints if c.task(key)]
+        holders = [(c.name, inputs.samples.get(c.run_of(key), key)) for c in inputs.checkpoints if c.task(key)]
         shared, by_checkpoint = task_blocks(key, holders)
+        inputs.samples.release(key)
         first = next(c.task(key) for c in inputs.checkpoints if c.task(key))
         keys = score_keys(holders)
         meta[key] = {

@@ -200,6 +200,11 @@ class SampleCache:
             self._samples[key] = run.samples(task)
         return self._samples[key]
 
+    def release(self, task: str) -> None:
+        """Forget ``task``'s samples (the report is done with them)."""
+        for key in [k for k in self._samples if k[1] == task]:
+            del self._samples[key]
+
     def form(self, run: RunRecord, task: str, metric: str):
         key = (str(run.path), task, metric)
         if key not in self._forms:
@@ -282,8 +287,8 @@ def _correct(cells: list[Cell], alpha: float) -> None:
 
 
 def build_table(checkpoints: list[Checkpoint], pairings: list[Pairing], unpaired: list[str],
-                config: TaxConfig) -> TaxTable:
-    samples = SampleCache()
+                config: TaxConfig, samples: SampleCache | None = None) -> TaxTable:
+    samples = samples if samples is not None else SampleCache()
     total = sum(len(set(p.checkpoint.task_keys()) & set(p.reference.task_keys())) for p in pairings)
     with tqdm(total=total, desc="tax", unit="task", disable=not config.progress, file=sys.stderr) as bar:
         comparisons = [compare(p, samples, config, bar) for p in pairings]
