@@ -157,10 +157,10 @@ def breakdown_chart(metric: str, groups: list[str], series: dict[str, dict[str, 
     ax.set_yticks(range(len(groups)), groups)
     ax.set_ylim(len(groups) - 0.5, -0.5)
     ax.set_xlabel(f"{metric} (bars: ±1.96 standard errors{'; dashed: the ideal' if ideal is not None else ''})")
-    ax.legend(loc="best", frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.subplots_adjust(left=0.3, right=0.97, bottom=0.6 / height, top=1 - 0.15 / height)
+    fig.subplots_adjust(left=0.25, right=0.8, bottom=0.6 / height, top=1 - 0.15 / height)
     return figure_svg(fig, prefix)
 
 

@@ -275,10 +275,10 @@ def breakdowns(key: str, checkpoints: list[Checkpoint], prefix: str) -> list[dic
                     families[family].append(group)
     out = []
     for n, (family, groups) in enumerate(families.items()):
-        if len(groups) < 2:
-            continue
         series = {c.name: {g: (c.task(key).metrics.get(f"{family}/{g}"), c.task(key).stderr.get(f"{family}/{g}"))
                            for g in groups} for c in holders}
+        if len(groups) < 2 or all(se is None for by in series.values() for _, se in by.values()):
+            continue  # one group, or counts (no standard error): the table says it
         ideal = holders[0].task(key).ideal.get(family)
         out.append({"family": family, "svg": charts.breakdown_chart(family, groups, series, f"{prefix}-b{n}", ideal)})
     return out
