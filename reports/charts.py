@@ -138,7 +138,7 @@ def breakdown_chart(metric: str, groups: list[str], series: dict[str, dict[str, 
     """``series``: checkpoint -> group -> (value, stderr)."""
     plt = configure_matplotlib()
     names = list(series)
-    height = 0.2 * len(groups) * max(1, len(names)) + 0.9
+    height = 0.2 * len(groups) * max(1, len(names)) + 1.1
     fig, ax = plt.subplots(figsize=(7.2, height))
     width = 0.8 / max(1, len(names))
     for i, name in enumerate(names):
@@ -157,10 +157,11 @@ def breakdown_chart(metric: str, groups: list[str], series: dict[str, dict[str, 
     ax.set_yticks(range(len(groups)), groups)
     ax.set_ylim(len(groups) - 0.5, -0.5)
     ax.set_xlabel(f"{metric} (bars: ±1.96 standard errors{'; dashed: the ideal' if ideal is not None else ''})")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=min(4, len(names)), frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.subplots_adjust(left=0.25, right=0.8, bottom=0.6 / height, top=1 - 0.15 / height)
+    fig.subplots_adjust(left=0.25, right=0.97, bottom=0.6 / height, top=1 - (0.2 + 0.2 * math.ceil(len(names) / 4))
+                        / height)
     return figure_svg(fig, prefix)
 
 

@@ -137,14 +137,25 @@ def interval(task, metric: str) -> tuple[float, float] | None:
     return value - Z95 * se, value + Z95 * se
 
 
+def fmt_like(value: float, like) -> str:
+    """``value`` with as many decimals as ``fmt(like)`` shows (an interval printed like its value)."""
+    shown = fmt(like)
+    if not isinstance(like, float) or "e" in shown or "." not in shown:
+        return fmt(value)
+    return f"{value:.{len(shown.split('.')[1])}f}"
+
+
 def value_cell(task, metric: str) -> dict:
     if task is None or metric not in task.metrics:
         return {"text": "–", "ci": ""}
-    ci = interval(task, metric)
-    return {"text": fmt(task.metrics[metric]), "ci": f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else ""}
+    value, ci = task.metrics[metric], interval(task, metric)
+    return {"text": fmt(value), "ci": f"[{fmt_like(ci[0], value)}, {fmt_like(ci[1], value)}]" if ci else ""}
 
 
 def direction_of(task, metric: str) -> str:
+    """How to read ``metric``; a breakdown (``family/group``) reads like its family."""
+    if metric not in task.ideal and metric not in task.higher_is_better and "/" in metric:
+        metric = metric.split("/")[0]
     if metric in task.ideal:
         return f"ideal {task.ideal[metric]:g}"
     better = task.higher_is_better.get(metric)
@@ -191,6 +202,8 @@ def overview_view(checkpoints: list[Checkpoint], tasks: list[str]) -> dict:
         rows.append({"task": key, "slug": slug(key), "group": first.group, "metric": metric,
                      "direction": direction_of(first, metric),
                      "cells": [value_cell(c.task(key), metric) for c in checkpoints]})
+        if first.group == "judge":  # the judge's check: the same judge for every checkpoint, in the table only
+            continue
         values = {}
         for c in checkpoints:
             task = c.task(key)
