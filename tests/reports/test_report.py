@@ -136,7 +136,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, report, tmp_path,
     else:
         (tmp_path / "cmp").mkdir()
         extra = ["--compare", tmp_path / "cmp"]
-        expected = "is not a comparison folder"
+        expected = "is not a comparison record"
     assert build(inputs, out, *extra) == 2
     err = capsys.readouterr().err.strip().split("\n")[-1]
     assert err.startswith("error: ") and expected in err and "Fix:" in err
