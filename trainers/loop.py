@@ -77,6 +77,17 @@ def make_accelerator(config):
     return accelerator
 
 
+def start(config, flag: str = "--model", spec: str | None = None):
+    """The accelerator, the starting checkpoint's folder and its tokenizer; a reward model is refused
+    before any data is read (it is no starting point for a causal LM)."""
+    from evalsuite.models.loading import check_kind, load_tokenizer, resolve_model_path
+
+    accelerator = make_accelerator(config)
+    path = resolve_model_path(config.model if spec is None else spec)
+    check_kind(path, "causal", flag)
+    return accelerator, path, load_tokenizer(path, config.trust_remote_code)
+
+
 def optimizer_for(model, config) -> torch.optim.Optimizer:
     """AdamW over the trainable parameters; matrices decay, norms and biases do not."""
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from evalsuite.models.chat import dialogue_text, use_chat_template
-from evalsuite.models.loading import check_kind, load_tokenizer, load_weights, resolve_model_path
+from evalsuite.models.loading import load_weights
 from evalsuite.models.reward import RewardModel, last_token_rewards, score_hidden
 from evalsuite.models.shared_prefix import common_prefix_len
 from evalsuite.trainers import batches, loop, modeling
@@ -180,10 +180,7 @@ def main(argv: list[str]) -> int:
 
 def train(config: RMConfig) -> int:
     started = time.time()
-    accelerator = loop.make_accelerator(config)
-    path = resolve_model_path(config.model)
-    check_kind(path, "causal", "--model")  # before any data is read: a reward model is no starting point
-    tokenizer = load_tokenizer(path, config.trust_remote_code)
+    accelerator, path, tokenizer = loop.start(config)
     pad_token, pad_id = modeling.reward_pad_token(tokenizer)
     tokenizer.pad_token = pad_token
     use_template = use_chat_template(tokenizer, config.chat_template, config.model)

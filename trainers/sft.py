@@ -17,7 +17,7 @@ from torch import nn
 from evalsuite.errors import EvalsuiteError
 from evalsuite.models.chat import dialogue_text, prompt_text, use_chat_template
 from evalsuite.models.hf import model_logits
-from evalsuite.models.loading import check_kind, load_tokenizer, load_weights, resolve_model_path
+from evalsuite.models.loading import load_weights
 from evalsuite.stats import ratio_of_sums
 from evalsuite.trainers import batches, loop, modeling
 from evalsuite.trainers.checkpoint import build_manifest, parent
@@ -158,10 +158,7 @@ def main(argv: list[str]) -> int:
 
 def train(config: SFTConfig) -> int:
     started = time.time()
-    accelerator = loop.make_accelerator(config)
-    path = resolve_model_path(config.model)
-    check_kind(path, "causal", "--model")  # before any data is read: a reward model is no starting point
-    tokenizer = load_tokenizer(path, config.trust_remote_code)
+    accelerator, path, tokenizer = loop.start(config)
     use_template = use_chat_template(tokenizer, config.chat_template, config.model)
     data = gather(config, "demonstrations")
     for line in data.report:

@@ -94,6 +94,15 @@
     return unpacked.get(id);
   }
 
+  function drawPager(view, pages) {  // previous / next buttons of a paged list (view has page, draw, pager)
+    const prev = el("button", null, "‹ previous"), next = el("button", null, "next ›");
+    prev.disabled = view.page === 0;
+    next.disabled = view.page >= pages - 1;
+    prev.addEventListener("click", () => { view.page -= 1; view.draw(); });
+    next.addEventListener("click", () => { view.page += 1; view.draw(); });
+    view.pager.replaceChildren(prev, el("span", "status", `page ${view.page + 1} of ${pages}`), next);
+  }
+
   function startDrill(box) {
     if (box.dataset.started) return;
     box.dataset.started = "1";
@@ -260,7 +269,7 @@
           (picked.length < this.docs.length ? ` (${this.docs.length} in all)` : "")
         : `no document matches (${this.docs.length} in all)`;
       this.list.replaceChildren(this.headRow(), ...shown.map((i) => this.row(i)));
-      this.drawPager(pages);
+      drawPager(this, pages);
     }
 
     headRow() {
@@ -268,15 +277,6 @@
       row.append(el("div", null, "id"), el("div", null, "prompt"), el("div", null, "A: " + this.a),
         el("div", null, "B: " + this.b));
       return row;
-    }
-
-    drawPager(pages) {
-      const prev = el("button", null, "‹ previous"), next = el("button", null, "next ›");
-      prev.disabled = this.page === 0;
-      next.disabled = this.page >= pages - 1;
-      prev.addEventListener("click", () => { this.page -= 1; this.draw(); });
-      next.addEventListener("click", () => { this.page += 1; this.draw(); });
-      this.pager.replaceChildren(prev, el("span", "status", `page ${this.page + 1} of ${pages}`), next);
     }
 
     side(name, i) {
@@ -472,12 +472,7 @@
       headRow.append(el("div", null, "prompt id"), el("div", null, "prompt"), el("div", null, "model output"),
         el("div", null, "preference"));
       this.list.replaceChildren(headRow, ...shown.map((p) => this.row(p)));
-      const prev = el("button", null, "‹ previous"), next = el("button", null, "next ›");
-      prev.disabled = this.page === 0;
-      next.disabled = this.page >= pages - 1;
-      prev.addEventListener("click", () => { this.page -= 1; this.draw(); });
-      next.addEventListener("click", () => { this.page += 1; this.draw(); });
-      this.pager.replaceChildren(prev, el("span", "status", `page ${this.page + 1} of ${pages}`), next);
+      drawPager(this, pages);
     }
 
     row(p) {
