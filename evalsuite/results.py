@@ -290,11 +290,14 @@ def write_run(output: Path, record: dict, results: list) -> None:
 # --- comparison records (``evalsuite compare``) ---------------------------------------------------
 #
 # A comparison folder: ``compare.json`` (one entry per compared model against the baseline, with the
-# judge's identity) plus ``pairs.jsonl`` (one line per judged pair). Written and read only here.
+# judge's identity) plus ``pairs.jsonl`` (one line per judged pair) and, when several models were
+# compared, ``head_to_head.jsonl`` (their pairs with each other, ``opponent`` naming the other one).
+# Written and read only here.
 
 COMPARE_SCHEMA = 1
 COMPARE = "compare.json"
 PAIRS = "pairs.jsonl"
+HEAD_TO_HEAD = "head_to_head.jsonl"
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,7 @@ class Pair:
     by_order: dict[str, float | None]
     preference: float | None  # their mean: P(model beats baseline); None = judge failed (excluded)
     outcome: str  # "win", "tie", "loss" or "excluded"
+    opponent: str = ""  # "" = the baseline; in head_to_head.jsonl the other model (its output in baseline_output)
 
 
 @dataclass(frozen=True)
@@ -345,16 +349,33 @@ class CompareRecord:
     extra: dict  # bradley_terry, paired comparisons, warnings, ...
 
     def pairs(self) -> list[Pair]:
-        path = self.path / PAIRS
+        return self._read_pairs(PAIRS)
+
+    def head_to_head(self) -> list[Pair]:
+        """The compared models' pairs with each other (empty when one model was compared)."""
+        return self._read_pairs(HEAD_TO_HEAD) if (self.path / HEAD_TO_HEAD).is_file() else []
+
+    def _read_pairs(self, name: str) -> list[Pair]:
+        path = self.path / name
         if not path.is_file():
-            raise EvalsuiteError(f"Comparison {self.path} has no {PAIRS}.", "run evalsuite compare again")
-        return [Pair(**row) for _, row in json_lines(read_text(path), path)]
+            raise EvalsuiteError(f"Comparison {self.path} has no {name}.", "run evalsuite compare again")
+        try:
+            return [Pair(**row) for _, row in json_lines(read_text(path), path)]
+        except TypeError as err:
+            raise EvalsuiteError(f"{path} holds a line that is not a judged pair ({err}).",
+                                 "run evalsuite compare again") from None
 
 
-def write_compare(output: Path, record: dict, pairs: list[Pair]) -> None:
-    """``record`` holds every ``CompareRecord`` field but path (models as dicts of ``ModelComparison``)."""
+def write_compare(output: Path, record: dict, pairs: list[Pair], head_to_head: list[Pair] | None = None) -> None:
+    """``record`` holds every ``CompareRecord`` field but path (models as dicts of ``ModelComparison``).
+    Pair files first, ``compare.json`` last: a folder with ``compare.json`` is complete."""
     output.mkdir(parents=True, exist_ok=True)
+    (output / COMPARE).unlink(missing_ok=True)
     atomic_write_jsonl(output / PAIRS, (asdict(p) for p in pairs))
+    if head_to_head:
+        atomic_write_jsonl(output / HEAD_TO_HEAD, (asdict(p) for p in head_to_head))
+    else:
+        (output / HEAD_TO_HEAD).unlink(missing_ok=True)
     atomic_write_json(output / COMPARE, {"evalsuite_compare": COMPARE_SCHEMA, **record, "pairs_file": PAIRS})
 
 

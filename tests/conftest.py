@@ -107,3 +107,18 @@ def offline(tmp_path, monkeypatch):
 
 def read_results(output: Path) -> dict:
     return json.loads((output / "results.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """A reward model in the trainer's format (one-label sequence classification), random weights."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    config = LlamaConfig.from_pretrained(str(tiny_model_dir))
+    config.num_labels, config.pad_token_id = 1, tokenizer.eos_token_id
+    torch.manual_seed(1)
+    out = tmp_path_factory.mktemp("tiny-rm")
+    LlamaForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return out
