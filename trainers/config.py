@@ -189,6 +189,8 @@ class PPOConfig(TrainConfig):
     mini_batch_size: int = opt(8, "episodes per PPO optimizer step on each process")
     ppo_epochs: int = opt(4, "passes of PPO updates over each rollout batch")
     epochs: int = opt(1, "passes over the prompts")
+    max_steps: int = opt(0, "stop after this many rollout steps (0 = run --epochs)")
+    seed: int = opt(1234, "seeds the prompt order, every episode's sampling and the minibatch order")
     lr: float = opt(3e-6, "learning rate (AdamW), constant unless --min-lr-ratio < 1")
     warmup_ratio: float = opt(0.0, "share of the optimizer steps spent warming the learning rate up linearly")
     min_lr_ratio: float = opt(1.0, "the cosine decay ends at this share of the peak (1 = constant)")
@@ -211,6 +213,7 @@ class PPOConfig(TrainConfig):
                                   "JSON Lines with a 'text' field; repeat for several")
     ptx_batch_size: int = opt(4, "pretraining rows per PPO optimizer step on each process")
     ptx_length: int = opt(256, "tokens per pretraining row")
+    eval_batch_size: int = opt(0, "episodes per reward-model pass (0 = --batch-size)")
     sample_every: int = opt(10, "log a few prompts and responses every N steps (0 = never)")
     save_every: int = opt(10, "save the training state every N rollout steps (and at the end)")
 
@@ -228,6 +231,9 @@ class PPOConfig(TrainConfig):
         if not self.data:
             raise EvalsuiteError("No prompts given.", "pass --prompts FILE (repeat for several files)")
         super().check()
+        if self.valid_data or self.valid_fraction:
+            raise EvalsuiteError("PPO has no validation set (--valid-data, --valid-fraction).",
+                                 "leave them out; measure held-out prompts with evalsuite run on the checkpoint")
         if self.grad_accum != 1:
             raise EvalsuiteError("--grad-accum is not used by PPO: each minibatch is one optimizer step.",
                                  "leave --grad-accum at 1 and set --mini-batch-size")

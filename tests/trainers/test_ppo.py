@@ -330,3 +330,29 @@ def test_the_command_line_trains_two_steps_with_the_reward_model(tiny_model_dir,
     assert (out / "model.safetensors").is_file() and not (tmp_path / "ppo.training").exists()
     assert evalsuite_main(argv) == 2  # a finished checkpoint is not overwritten
     assert "already holds a trained ppo checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one(tiny_model_dir, tiny_rm_dir, prompts_file, tmp_path):
+    """DDP on two CPU processes with 4 episodes each ends where one process with 8 does."""
+    import os
+    import subprocess
+    import sys
+
+    common = ["-m", "evalsuite", "train", "ppo", "--policy", str(tiny_model_dir), "--reward", str(tiny_rm_dir),
+              "--prompts", prompts_file, "--split", "all", "--max-steps", "3", "--ppo-epochs", "1",
+              "--response-length", "4", "--max-length", "64", "--device", "cpu", "--sample-every", "0",
+              "--lr", "1e-3"]
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    subprocess.run([*launcher, *common, "--batch-size", "4", "--mini-batch-size", "4", "--output",
+                    str(tmp_path / "dp")], check=True, capture_output=True, env=env, timeout=600)
+    subprocess.run([sys.executable, *common, "--batch-size", "8", "--mini-batch-size", "8", "--output",
+                    str(tmp_path / "one")], check=True, capture_output=True, env=env, timeout=600)
+    assert read_manifest(tmp_path / "dp")["device"]["processes"] == 2
+    dp, one = read_log(tmp_path / "dp"), read_log(tmp_path / "one")
+    assert [r["episodes"] for r in dp] == [r["episodes"] for r in one] == [8, 8, 8]
+    assert [r["score_mean"] for r in dp] == pytest.approx([r["score_mean"] for r in one], abs=1e-5)
+    a, b = policy_weights(tmp_path / "dp"), policy_weights(tmp_path / "one")
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
