@@ -71,13 +71,14 @@ def model_inputs(tokens: rollout.Tokens) -> dict:
 class Stepper:
     """Everything a PPO step needs, built once by ``train``."""
 
-    def __init__(self, config: PPOConfig, accelerator, module, optimizer, engine, ref, scorer, ptx, pad_id: int,
-                 prompts: list[list[int]], schedule: Schedule, ema):
-        self.config, self.acc, self.module, self.optimizer = config, accelerator, module, optimizer
-        self.engine, self.ref, self.scorer, self.ptx, self.pad_id = engine, ref, scorer, ptx, pad_id
-        self.prompts, self.schedule, self.ema = prompts, schedule, ema
+    def __init__(self, run: loop.Run, module, optimizer, engine, ref, scorer, ptx, pad_id: int,
+                 prompts: list[list[int]], ema):
+        self.run, self.config, self.acc, self.schedule = run, run.config, run.accelerator, run.schedule
+        self.module, self.optimizer, self.engine, self.ref, self.scorer = module, optimizer, engine, ref, scorer
+        self.ptx, self.pad_id, self.prompts, self.ema = ptx, pad_id, prompts, ema
+        config = self.config
         self.minibatches = math.ceil(config.batch_size / config.mini_batch_size)
-        self.total_updates = schedule.total_steps * config.ppo_epochs * self.minibatches
+        self.total_updates = self.schedule.total_steps * config.ppo_epochs * self.minibatches
         self.kl = ppo_core.AdaptiveKL(config.kl_coef, config.kl_target, config.kl_horizon)
 
     def my_prompts(self, step: int) -> list[int]:
@@ -340,9 +341,7 @@ def train(config: PPOConfig, scorer=None) -> int:
     engine = HFModel.around(accelerator.unwrap_model(module).policy, tokenizer, config.batch_size, config.max_length,
                             use_template)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stepper = Stepper(config, accelerator, module, optimizer, engine, ref, scorer, ptx, pad_id, prompt_ids,
-                      schedule, ema)
-    stepper.run = run
+    stepper = Stepper(run, module, optimizer, engine, ref, scorer, ptx, pad_id, prompt_ids, ema)
     state = run_steps(stepper, run)
 
     final = accelerator.unwrap_model(module).policy

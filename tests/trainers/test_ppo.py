@@ -146,6 +146,24 @@ def test_ptx_term_is_the_mean_token_nll(tiny_model_dir):
                                                                rows[:, 1:].reshape(-1), reduction="sum")), rel=1e-5)
 
 
+def test_pretraining_text_from_plain_text_and_json_lines(tiny_model_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    plain = tmp_path / "text.txt"
+    plain.write_text("one two three four five six seven eight nine ten " * 3)
+    lines = write_jsonl(tmp_path / "docs.jsonl", [{"text": "alpha beta gamma delta"}, {"text": "short"}])
+    ptx = rollout.load_ptx([str(plain), lines], tokenizer, 4)
+    whole = tokenizer(plain.read_text(), add_special_tokens=False).input_ids
+    assert ptx.rows[: len(whole) // 4].tolist() == [whole[s : s + 4] for s in range(0, len(whole) - 3, 4)]
+    assert [f["rows"] for f in ptx.files] == [len(whole) // 4, 1] and ptx.files[0]["sha256"]
+    with pytest.raises(EvalsuiteError, match="holds no run of 64 tokens"):
+        rollout.load_ptx([lines], tokenizer, 64)
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"body": "x"}])
+    with pytest.raises(EvalsuiteError, match="line 1: a pretraining row needs a 'text' field"):
+        rollout.load_ptx([bad], tokenizer, 4)
+
+
 def test_sampling_is_seeded_per_episode(tiny_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -303,6 +321,18 @@ def test_empty_and_overlong_prompts(tiny_model_dir, tiny_rm_dir, tmp_path):
         ppo.train(config(tiny_model_dir, tiny_rm_dir, long, tmp_path / "b"))
     assert "long.jsonl:2: the prompt is" in str(err.value) and "--overlong skip" in str(err.value)
     assert not (tmp_path / "b").exists()
+
+
+def test_ppo_settings_from_a_toml_table_and_flags(tmp_path):
+    path = tmp_path / "recipe.toml"
+    path.write_text('lr = 1e-4\n\n[sft]\nepochs = 3\n\n[ppo]\npolicy = "ckpt/sft"\nreward = "ckpt/rm"\n'
+                    'prompts = ["a.jsonl", "b.jsonl"]\nkl-coef = 0.05\nptx_data = "wiki.txt"\n')
+    c = resolve(PPOConfig, ["--config", str(path), "--output", "o", "--kl-coef", "0.1"], "p")
+    assert (c.model, c.reward, c.data, c.kl_coef, c.lr, c.epochs) == ("ckpt/sft", "ckpt/rm", ["a.jsonl", "b.jsonl"],
+                                                                     0.1, 1e-4, 1)
+    assert c.uses_ptx and c.ptx_coef == 1.0 and c.to_dict()["ptx_data"] == ["wiki.txt"]
+    with pytest.raises(EvalsuiteError, match="PPO has no validation set"):
+        resolve(PPOConfig, ["--config", str(path), "--output", "o", "--valid-fraction", "0.1"], "p")
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
