@@ -1,7 +1,7 @@
 """``evalsuite train STAGE [options]``: the trainer's command line (``evalsuite.cli`` hands it over).
 
-Each stage module has ``main(argv) -> int`` taking the options after the stage name. A new stage
-(PPO) is one more entry in ``STAGES``.
+Each stage module has ``main(argv) -> int`` taking the options after the stage name; a new stage
+is one more entry in ``STAGES``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from evalsuite.errors import EvalsuiteError
 STAGES = {
     "sft": ("evalsuite.trainers.sft", "supervised fine-tuning on demonstrations (loss on response tokens only)"),
     "rm": ("evalsuite.trainers.rm", "a reward model on ranked comparisons (K-choose-2 loss); --eval-only scores one"),
-    # "ppo": ("evalsuite.trainers.ppo", "PPO against a reward model with a KL penalty; --ptx-coef for PPO-ptx"),
+    "ppo": ("evalsuite.trainers.ppo", "PPO against a reward model with a KL penalty; --ptx-coef for PPO-ptx"),
 }
 
 USAGE = "usage: evalsuite train {" + ",".join(STAGES) + "} [options]   (evalsuite train STAGE --help for options)"

@@ -30,6 +30,7 @@ CHOICES = {
     "chat_template": ("auto", "on", "off"),
     "dtype": ("auto", "float32", "bfloat16"),
     "overlong": ("error", "skip"),
+    "kl_estimator": ("k1", "k3"),
 }
 CLI_ONLY = ("config", "overwrite")  # how to run, not what is trained: never saved, never compared
 
@@ -109,7 +110,7 @@ class TrainConfig:
         if not self.lr > 0:
             raise EvalsuiteError(f"--lr must be positive, got {self.lr}.", "use e.g. 1e-5")
         for name, allowed in CHOICES.items():
-            if getattr(self, name) not in allowed:
+            if hasattr(self, name) and getattr(self, name) not in allowed:
                 raise EvalsuiteError(f"Unknown --{flag(name)} '{getattr(self, name)}'.",
                                      f"use one of {', '.join(allowed)}")
         if not self.data:
@@ -167,6 +168,99 @@ class RMConfig(TrainConfig):
             raise EvalsuiteError("--center-coef must not be negative.", "use 0 (off) or e.g. 0.01")
 
 
+@dataclass
+class PPOConfig(TrainConfig):
+    """``evalsuite train ppo``: PPO against a reward model with a per-token KL penalty to the SFT
+    policy; with --ptx-data, PPO-ptx (pretraining log-likelihood mixed into the same objective)."""
+
+    model: str = opt("", "the SFT policy to start from (and the frozen reference of the KL penalty)",
+                     aliases=("policy",))
+    data: list[str] = opt([], "prompt file (repeat for several): any demonstration or comparison format, or rows "
+                              "of a prompt or an instruction alone", aliases=("prompts",))
+    reward: str = opt("", "the reward model (output of evalsuite train rm); the value function starts from it")
+    split: str = opt("heldout", "which prompts of every file to use: heldout (the part no SFT or reward-model "
+                                "training prompt comes from), train or all")
+    max_length: int = opt(512, "tokens per episode (prompt + response); a longer prompt is an error (or skipped "
+                               "with --overlong skip)")
+    response_length: int = opt(64, "most tokens sampled per response (a response that has not ended is cut)")
+    temperature: float = opt(1.0, "sampling temperature of the rollouts")
+    top_p: float = opt(1.0, "nucleus sampling of the rollouts (1 = off)")
+    batch_size: int = opt(16, "episodes (prompts) per rollout batch on each process")
+    mini_batch_size: int = opt(8, "episodes per PPO optimizer step on each process")
+    ppo_epochs: int = opt(4, "passes of PPO updates over each rollout batch")
+    epochs: int = opt(1, "passes over the prompts")
+    max_steps: int = opt(0, "stop after this many rollout steps (0 = run --epochs)")
+    seed: int = opt(1234, "seeds the prompt order, every episode's sampling and the minibatch order")
+    lr: float = opt(3e-6, "learning rate (AdamW), constant unless --min-lr-ratio < 1")
+    warmup_ratio: float = opt(0.0, "share of the optimizer steps spent warming the learning rate up linearly")
+    min_lr_ratio: float = opt(1.0, "the cosine decay ends at this share of the peak (1 = constant)")
+    kl_coef: float = opt(0.02, "beta: the per-token KL penalty -beta (log pi - log pi_SFT) (InstructGPT: 0.02)")
+    kl_estimator: str = opt("k1", "per-token KL estimate: k1 (log ratio) or k3 (non-negative, lower variance)")
+    kl_target: float = opt(0.0, "adapt beta towards this KL per episode (nats; 0 = fixed beta)")
+    kl_horizon: int = opt(10000, "episodes over which the adaptive controller moves beta")
+    discount: float = opt(1.0, "GAE gamma (InstructGPT: 1, no discount within a response)")
+    gae_lambda: float = opt(0.95, "GAE lambda")
+    whiten_advantages: bool = opt(True, "whiten the advantages over each rollout batch (every process together)")
+    clip_range: float = opt(0.2, "PPO's clip of the probability ratio (1 +- eps)")
+    value_clip: float = opt(0.2, "clip of the value update around the rollout's values (0 = no clipping)")
+    value_coef: float = opt(0.1, "weight of the value loss in the objective")
+    score_clip: float = opt(0.0, "clip reward-model scores to [-c, c] (0 = off)")
+    score_norm: bool = opt(False, "whiten reward-model scores over each rollout batch")
+    missing_eos_penalty: float = opt(1.0, "subtracted from the score of a response that did not end (0 = none)")
+    ema_decay: float = opt(0.0, "keep an EMA of the policy weights and save it (InstructGPT: 0.992; 0 = off)")
+    ptx_coef: float = opt(1.0, "PPO-ptx gamma: weight of the pretraining mean log-likelihood (with --ptx-data)")
+    ptx_data: list[str] = opt([], "pretraining text for PPO-ptx: a .txt file (WikiText-2, tinyshakespeare) or "
+                                  "JSON Lines with a 'text' field; repeat for several")
+    ptx_batch_size: int = opt(4, "pretraining rows per PPO optimizer step on each process")
+    ptx_length: int = opt(256, "tokens per pretraining row")
+    eval_batch_size: int = opt(0, "episodes per reward-model pass (0 = --batch-size)")
+    sample_every: int = opt(10, "log a few prompts and responses every N steps (0 = never)")
+    save_every: int = opt(10, "save the training state every N rollout steps (and at the end)")
+
+    stage = "ppo"
+
+    @property
+    def uses_ptx(self) -> bool:
+        return bool(self.ptx_data) and self.ptx_coef > 0
+
+    def check(self) -> None:
+        if not self.model:
+            raise EvalsuiteError("No policy given.", "pass --policy SFT_CKPT (the output of evalsuite train sft)")
+        if not self.reward:
+            raise EvalsuiteError("No reward model given.", "pass --reward RM_CKPT (the output of evalsuite train rm)")
+        if not self.data:
+            raise EvalsuiteError("No prompts given.", "pass --prompts FILE (repeat for several files)")
+        super().check()
+        if self.valid_data or self.valid_fraction:
+            raise EvalsuiteError("PPO has no validation set (--valid-data, --valid-fraction).",
+                                 "leave them out; measure held-out prompts with evalsuite run on the checkpoint")
+        if self.grad_accum != 1:
+            raise EvalsuiteError("--grad-accum is not used by PPO: each minibatch is one optimizer step.",
+                                 "leave --grad-accum at 1 and set --mini-batch-size")
+        for name in ("response_length", "mini_batch_size", "ppo_epochs", "ptx_batch_size", "ptx_length",
+                     "kl_horizon"):
+            if getattr(self, name) < 1:
+                raise EvalsuiteError(f"--{flag(name)} must be at least 1, got {getattr(self, name)}.",
+                                     f"give --{flag(name)} a positive whole number")
+        if self.mini_batch_size > self.batch_size:
+            raise EvalsuiteError(f"--mini-batch-size {self.mini_batch_size} is larger than --batch-size "
+                                 f"{self.batch_size}.", "use a --mini-batch-size of at most --batch-size")
+        if self.response_length >= self.max_length:
+            raise EvalsuiteError(f"--response-length {self.response_length} leaves no room for a prompt in "
+                                 f"--max-length {self.max_length}.", "raise --max-length or lower --response-length")
+        for name in ("kl_coef", "kl_target", "score_clip", "missing_eos_penalty", "ptx_coef", "value_clip",
+                     "value_coef", "temperature"):
+            if getattr(self, name) < 0:
+                raise EvalsuiteError(f"--{flag(name)} must not be negative.", f"give --{flag(name)} 0 or more")
+        if not 0.0 < self.top_p <= 1.0:
+            raise EvalsuiteError(f"--top-p must be in (0, 1], got {self.top_p}.", "use e.g. 1.0 or 0.9")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise EvalsuiteError(f"--ema-decay must be in [0, 1), got {self.ema_decay}.", "use 0 (off) or 0.992")
+        for name in ("discount", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise EvalsuiteError(f"--{flag(name)} must be in [0, 1].", "use e.g. 1.0 and 0.95")
+
+
 # --- from flags and TOML to a config -------------------------------------------------------------
 
 
@@ -197,7 +291,8 @@ def build_parser(cls, prog: str) -> argparse.ArgumentParser:
             options |= {"action": "append", "metavar": "FILE"}
         else:
             options |= {"type": kind, "choices": CHOICES.get(f.name)}
-        parser.add_argument(f"--{flag(f.name)}", **options)
+        aliases = [f"--{flag(a)}" for a in f.metadata.get("aliases", ())]
+        parser.add_argument(*aliases, f"--{flag(f.name)}", **options)
     return parser
 
 
@@ -218,6 +313,8 @@ def read_toml(path: str, cls) -> dict:
     values = {k: v for k, v in doc.items() if not (k in stages and isinstance(v, dict))}
     values |= doc.get(cls.stage, {})
     values = {k.replace("-", "_"): v for k, v in values.items()}
+    aliases = {a: f.name for f in fields(cls) for a in f.metadata.get("aliases", ())}
+    values = {aliases.get(k, k): v for k, v in values.items()}
     return {name: _coerce(cls, name, value, path) for name, value in values.items()}
 
 

@@ -313,12 +313,43 @@ COMPARISON_FORMATS: list[tuple[str, Callable[[dict], bool], str, Callable]] = [
 ]
 
 
+# --- prompts (PPO): any of the above, or prompts alone ---------------------------------------------
+
+
+@dataclass
+class Prompt:
+    prompt: list[dict]
+    where: str
+
+
+def _prompts_of(parse: Callable) -> Callable:
+    return lambda row, path, line: [Prompt(e.prompt, e.where) for e in parse(row, path, line)]
+
+
+def _prompt_only(row, path, line):
+    return [Prompt(as_messages(row.get("prompt"), path, line), f"{path}:{line}")]
+
+
+def _instruction_only(row, path, line):
+    extra = row.get("input") or ""
+    return [Prompt(instruction_prompt(_text(row, "instruction", path, line), str(extra)), f"{path}:{line}")]
+
+
+# comparisons first: their rows hold "chosen", which would read as an HH-RLHF demonstration
+PROMPT_FORMATS: list[tuple[str, Callable[[dict], bool], str, Callable]] = [
+    *((name, match, fields, _prompts_of(parse)) for name, match, fields, parse in COMPARISON_FORMATS + DEMO_FORMATS),
+    ("prompt", lambda r: "prompt" in r, "prompt (text or chat messages)", _prompt_only),
+    ("instruction", lambda r: "instruction" in r, "instruction/input", _instruction_only),
+]
+
+
 # --- loading a file ------------------------------------------------------------------------------
 
 
 def load(spec: str, kind: str) -> DataFile:
-    """The examples of one file: ``kind`` is ``demonstrations`` or ``comparisons``."""
-    formats = DEMO_FORMATS if kind == "demonstrations" else COMPARISON_FORMATS
+    """The examples of one file: ``kind`` is ``demonstrations``, ``comparisons`` or ``prompts``
+    (every format above gives its prompts; so do rows of a ``prompt`` or an ``instruction`` alone)."""
+    formats = {"demonstrations": DEMO_FORMATS, "comparisons": COMPARISON_FORMATS, "prompts": PROMPT_FORMATS}[kind]
     path, digest, rows = read_rows(spec)
     if not rows:
         raise EvalsuiteError(f"{path} holds no rows.", f"give a file of {kind}")

@@ -170,17 +170,21 @@ class _Rows:
 
 
 @torch.no_grad()
-def decode_stream(model, requests: list[Generate], prompts: list[list[int]], order: list[int]):
+def decode_stream(model, requests: list[Generate], prompts: list[list[int]], order: list[int],
+                  with_tokens: bool = False):
     """Decode every request in ``order``, keeping up to ``model.batch_size`` rows busy: whenever a
     quarter of the rows (or a request's worth) has finished, the next prompts are prefilled and join
     the running batch, so a few long answers never leave the batch nearly empty.
 
-    Yields ``(request index, its n texts)`` as each request finishes.
+    Yields ``(request index, its n texts)`` as each request finishes; ``with_tokens`` adds a third
+    item, each sample's ``(token ids, ended)``: the ids sampled, the end-of-sequence token included
+    when ``ended`` (what a policy-gradient trainer needs to score every action it took).
     """
     eos = set(_eos_ids(model))
     queue = list(order)
     rows = _Rows(model, requests)
     texts: dict[int, list[str]] = {i: [""] * requests[i].n for i in queue}
+    ids: dict[int, list] = {i: [None] * requests[i].n for i in queue}
     left = {i: requests[i].n for i in queue}
     while queue or len(rows):
         free = model.batch_size - len(rows)
@@ -197,19 +201,24 @@ def decode_stream(model, requests: list[Generate], prompts: list[list[int]], ord
         for k in range(len(rows)):
             request = requests[rows.owner[k]]
             token = _choose(rows.logits[k], request, rows.gens[k])
-            done = token in eos
+            ended = done = token in eos
+            owner, sample = rows.owner[k], rows.sample[k]
             if not done:
                 rows.tokens[k].append(token)
-                text = model.tokenizer.decode(rows.tokens[k], skip_special_tokens=True)
-                text, done = _cut_at_stop(text, request.stop)
-                texts[rows.owner[k]][rows.sample[k]] = text
+                if request.stop:  # without stop sequences the text is decoded once, at the end
+                    text = model.tokenizer.decode(rows.tokens[k], skip_special_tokens=True)
+                    text, done = _cut_at_stop(text, request.stop)
+                    texts[owner][sample] = text
             if not done and len(rows.tokens[k]) < request.max_tokens:
                 still.append(k)
                 chosen.append(token)
             else:
-                left[rows.owner[k]] -= 1
-                if left[rows.owner[k]] == 0:
-                    yield rows.owner[k], texts.pop(rows.owner[k])
+                if not request.stop:
+                    texts[owner][sample] = model.tokenizer.decode(rows.tokens[k], skip_special_tokens=True)
+                ids[owner][sample] = (rows.tokens[k] + ([token] if ended else []), ended)
+                left[owner] -= 1
+                if left[owner] == 0:
+                    yield (owner, texts.pop(owner), ids.pop(owner)) if with_tokens else (owner, texts.pop(owner))
         rows.keep(still)
         if still:
             rows.step(chosen)

@@ -108,6 +108,12 @@ class HFModel:
         self.model.to(self.device).eval()
         if self.device.type == "cpu":
             prepare_cpu_weights(self.model)
+        self._attach()
+        self.fingerprint = fingerprint(self.path)
+        self.use_chat_template = use_chat_template(self.tokenizer, chat_template, model)
+
+    def _attach(self) -> None:
+        """The engine's view of ``self.model`` (its backbone, head and cache convention)."""
         self.base = self.model.base_model
         self.head = self.model.get_output_embeddings()
         # transformers 5 renamed the cache argument (``past_key_values`` -> ``cache``); take either.
@@ -115,12 +121,23 @@ class HFModel:
         self.prefix_token = (
             self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.tokenizer.eos_token_id
         )
-        self.fingerprint = fingerprint(self.path)
         self._a_memo: tuple[tuple[int, ...], torch.Tensor, object] | None = None
-        self.use_chat_template = use_chat_template(self.tokenizer, chat_template, model)
         self.truncated_prompts = 0
         # Packing short sequences needs a custom 4-D attention mask, which these implementations take.
         self.pack_short = self.model.config._attn_implementation in ("sdpa", "eager")
+
+    @classmethod
+    def around(cls, model, tokenizer, batch_size: int, max_length: int, use_template: bool, spec: str = "policy"):
+        """The engine over a model already in memory (a policy being trained): nothing is loaded,
+        and the weights are read as they are at each call. Call ``forget_prefix`` after they change."""
+        self = cls.__new__(cls)
+        self.spec, self.path, self.fingerprint = spec, None, None
+        self.model, self.tokenizer = model, tokenizer
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.batch_size, self.max_length, self.use_chat_template = batch_size, max_length, use_template
+        self._attach()
+        return self
 
     # ---- identity -------------------------------------------------------------------------------
 
@@ -214,6 +231,22 @@ class HFModel:
         def work(pending: list[int]):
             for i, texts in decode_stream(self, requests, prompts, self._generation_order(pending, prompts)):
                 results[i] = texts
+                yield i
+
+        halving_batches(self, list(range(len(requests))), work)
+        return results
+
+    def sample_tokens(self, requests: list[Generate], prompts: list[list[int]]) -> list[list[tuple]]:
+        """Like ``generate`` for prompts given as token ids: per request, its ``n`` samples as
+        ``(text, token ids, ended)`` (ids include the end-of-sequence token when ``ended``)."""
+        from evalsuite.models.generation import decode_stream
+
+        results: list[list[tuple]] = [[] for _ in requests]
+
+        def work(pending: list[int]):
+            for i, texts, ids in decode_stream(self, requests, prompts, self._generation_order(pending, prompts),
+                                               with_tokens=True):
+                results[i] = [(text, tokens, ended) for text, (tokens, ended) in zip(texts, ids)]
                 yield i
 
         halving_batches(self, list(range(len(requests))), work)

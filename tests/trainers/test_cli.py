@@ -15,9 +15,9 @@ CONFIGS = Path(__file__).resolve().parents[2] / "trainers" / "configs"
 
 def test_usage_and_unknown_stage(capsys):
     assert cli.main(["train"]) == 2
-    assert "evalsuite train {sft,rm}" in capsys.readouterr().out
+    assert "evalsuite train {sft,rm,ppo}" in capsys.readouterr().out
     assert cli.main(["train", "--help"]) == 0
-    with pytest.raises(EvalsuiteError, match="Unknown training stage 'ppx'. Fix: use one of: sft, rm"):
+    with pytest.raises(EvalsuiteError, match="Unknown training stage 'ppx'. Fix: use one of: sft, rm, ppo"):
         cli.main(["train", "ppx"])
 
 
