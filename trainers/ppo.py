@@ -186,7 +186,7 @@ class Stepper:
         if self.ema is not None:
             self.ema.update()
         stats = {"policy_loss": pg, "value_loss": vf, "ptx_loss": ptx_loss, **pg_stats, **vf_stats}
-        return {k: float(v) for k, v in stats.items()} | {"grad_norm": norm, "lr": lr}
+        return {k: float(torch.as_tensor(v).detach()) for k, v in stats.items()} | {"grad_norm": norm, "lr": lr}
 
     # the step, logged
     def step(self, step: int) -> dict:
