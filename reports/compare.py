@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from evalsuite.cli import batch_size_arg, positive_int
 from evalsuite.errors import EvalsuiteError
 from evalsuite.results import ModelComparison, Pair, check_output, load_run, write_compare
 from evalsuite.scorers import pairwise as pj
@@ -39,18 +40,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     add("--prompts", default="alpaca_eval", help="alpaca_eval, hh_rlhf, or a JSON/JSONL file of prompts")
     add("--judge", required=True, help="rm:CKPT, lm:MODEL or labels:FILE")
     add("--output", default=None, help="folder for compare.json and pairs.jsonl (default runs/compare-<time>)")
-    add("--limit", type=int, default=None, help="the first N prompts")
+    add("--limit", type=positive_int, default=None, help="the first N prompts")
     add("--agreement-with", default=None, help="labels (AlpacaEval annotations or JSONL) to score the judge on")
     add("--one-order", action="store_true", help="an lm: judge sees each pair in one seeded order, not both")
-    add("--max-tokens", type=int, default=256)
-    add("--temperature", type=float, default=0.0)
-    add("--top-p", type=float, default=1.0)
-    add("--seed", type=int, default=0)
-    add("--data-dir", default=None)
-    add("--cache", default=None)
-    add("--device", default="auto")
-    add("--batch-size", type=int, default=16)
-    add("--chat-template", default="auto")
+    add("--max-tokens", type=positive_int, default=256, help="most tokens generated per output (checkpoint sides)")
+    add("--temperature", type=float, default=0.0, help="sampling temperature of generated outputs (0 = greedy)")
+    add("--top-p", type=float, default=1.0, help="nucleus sampling of generated outputs (1 = off)")
+    add("--seed", type=int, default=0, help="seeds sampled outputs and the one-order shuffle")
+    add("--data-dir", default=None, help="datasets folder (default: EVALSUITE_DATA)")
+    add("--cache", default=None, help="request cache (default: the evalsuite home's cache.sqlite)")
+    add("--device", default="auto", help="cpu, cuda or auto")
+    add("--batch-size", type=batch_size_arg, default=16, help="sequences per forward pass, or 'auto'")
+    add("--chat-template", default="auto", help="prompts through the model's chat template: auto, on, off")
     return parser.parse_args(argv)
 
 

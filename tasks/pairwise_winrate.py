@@ -230,9 +230,10 @@ def summary_metrics(scores: list[dict[str, Any]], prefix: str = "") -> dict[str,
         "position_bias": Metric(nan if bias is None else bias, None, n_both),
         "order_disagreement": Metric(nan if disagree is None else disagree, None, n_both),
     }
+    plural = {"win": "wins", "tie": "ties", "loss": "losses"}
     for key, count in winrate.counts([s["outcome"] for s in judged]).items():
-        if key != "excluded":
-            metrics[f"{key}s"] = Metric(float(count), None, n)
+        if key in plural:
+            metrics[plural[key]] = Metric(float(count), None, n)
     return {f"{prefix}{k}": v for k, v in metrics.items()}
 
 

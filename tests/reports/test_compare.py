@@ -1,0 +1,152 @@
+"""``evalsuite compare`` end to end on real AlpacaEval outputs: the labels: judge against hand-set
+labels (counts, win rate, left-out prompts), the rm: judge against the reward model read directly,
+a checkpoint and a run record as sides, several models with Bradley-Terry ratings, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from evalsuite.cli import main
+from evalsuite.models.reward import RewardModel
+from evalsuite.results import load_compare
+
+N = 6
+
+
+def alpaca_outputs(data_dir: Path, name: str, n: int = N) -> list[dict]:
+    rows = json.loads((data_dir / "alpaca_eval" / "results" / name / "model_outputs.json").read_text())
+    return rows[:n]
+
+
+@pytest.fixture
+def sides(data_dir, tmp_path):
+    """gpt4 and davinci outputs for the first six prompts; the model's file misses prompt 5 and has
+    an empty output for prompt 4 (both must be counted, not judged)."""
+    gpt4, davinci = alpaca_outputs(data_dir, "gpt4_1106_preview"), alpaca_outputs(data_dir, "text_davinci_003")
+    model = [dict(r) for r in gpt4[:5]]
+    model[4]["output"] = "   "
+    files = {"model": tmp_path / "gpt4.json", "baseline": tmp_path / "davinci.jsonl"}
+    files["model"].write_text(json.dumps(model))
+    files["baseline"].write_text("".join(json.dumps({"instruction": r["instruction"], "output": r["output"]}) + "\n"
+                                         for r in davinci))
+    return files, gpt4, davinci
+
+
+def compare(*args) -> int:
+    return main(["compare", *map(str, args)])
+
+
+def test_labels_judge_counts_and_win_rate_by_hand(sides, data_dir, tmp_path):
+    files, gpt4, davinci = sides
+    # AlpacaEval annotations in either order shown: 1 = output_1 preferred, 2 = output_2, 1.5 a tie
+    labels = [
+        {"instruction": gpt4[0]["instruction"], "output_1": gpt4[0]["output"], "output_2": davinci[0]["output"],
+         "preference": 1},  # model wins
+        {"instruction": gpt4[1]["instruction"], "output_1": davinci[1]["output"], "output_2": gpt4[1]["output"],
+         "preference": 1},  # baseline shown first and preferred: a loss
+        {"instruction": gpt4[2]["instruction"], "output_1": gpt4[2]["output"], "output_2": davinci[2]["output"],
+         "preference": 1.5},  # a tie
+    ]  # prompt 3 has no label: left out and counted
+    file = tmp_path / "annotations.json"
+    file.write_text(json.dumps(labels))
+    out = tmp_path / "cmp"
+    code = compare("--model", files["model"], "--baseline", files["baseline"], "--judge", f"labels:{file}",
+                   "--limit", N, "--data-dir", data_dir, "--output", out, "--cache", tmp_path / "c.sqlite")
+    assert code == 0
+    record = load_compare(out)
+    m = record.models["gpt4"]
+    assert (m.n, m.wins, m.ties, m.losses) == (3, 1, 1, 1)
+    assert m.win_rate == pytest.approx(0.5)
+    assert m.win_rate_se == pytest.approx(math.sqrt(((0.5**2) + 0 + 0.5**2) / 2 / 3))  # sample sd / sqrt(n)
+    assert m.excluded == {"no output": 1, "empty output": 1, "no label": 1}
+    assert record.prompts["n_total"] == N and record.prompts["n_shared"] == 3
+    pairs = {p.prompt: p for p in record.pairs()}
+    assert pairs[gpt4[1]["instruction"]].by_order["baseline_first"] == 0.0
+    assert pairs[gpt4[1]["instruction"]].output == gpt4[1]["output"].strip()
+    assert record.judge["kind"] == "labels"
+
+
+def test_rm_judge_is_the_reward_difference_and_agreement_is_scored(sides, data_dir, tiny_rm_dir, tmp_path):
+    files, gpt4, davinci = sides
+    agree = tmp_path / "agree.jsonl"  # the "human" says the model won every pair
+    agree.write_text("".join(json.dumps({"prompt": g["instruction"], "a": g["output"], "b": d["output"],
+                                         "preference": 1}) + "\n" for g, d in zip(gpt4[:4], davinci[:4])))
+    out = tmp_path / "cmp"
+    assert compare("--model", files["model"], "--baseline", files["baseline"], "--judge", f"rm:{tiny_rm_dir}",
+                   "--agreement-with", agree, "--limit", N, "--data-dir", data_dir, "--output", out,
+                   "--cache", tmp_path / "c.sqlite", "--device", "cpu") == 0
+    record = load_compare(out)
+    reward = RewardModel(str(tiny_rm_dir), device="cpu")
+    pairs = record.pairs()
+    assert len(pairs) == 4
+    for p in pairs:
+        messages = [{"role": "user", "content": p.prompt}]
+        r_model, r_base = reward.score([(messages, p.output), (messages, p.baseline_output)])
+        assert p.preference == pytest.approx(1 / (1 + math.exp(-(r_model - r_base))), abs=1e-5)
+        assert p.outcome == ("win" if p.preference > 0.5 else "loss")
+    agreement = record.judge["agreement"]
+    wins = sum(p.preference > 0.5 for p in pairs)
+    assert agreement["n"] == 4 and agreement["accuracy"] == pytest.approx(wins / 4)
+    assert record.judge["fingerprint"]
+
+
+def test_checkpoint_and_run_record_sides_give_the_same_outputs(data_dir, tiny_model_dir, tiny_rm_dir, tmp_path):
+    """A checkpoint's outputs generated by compare equal those of its pairwise_winrate run; both are judged."""
+    cache = tmp_path / "c.sqlite"
+    run = tmp_path / "run"
+    # sampled: the random model's greedy output is empty, which would leave nothing to judge
+    task = f"pairwise_winrate:judge=rm:{tiny_rm_dir}:max_tokens=8:temperature=1.0:seed=3"
+    assert main(["run", "--model", str(tiny_model_dir), "--tasks", task, "--limit", "3", "--data-dir", str(data_dir),
+                 "--device", "cpu", "--cache", str(cache), "--output", str(run)]) == 0
+    common = ("--judge", f"rm:{tiny_rm_dir}", "--limit", 3, "--max-tokens", 8, "--temperature", 1.0, "--seed", 3, "--data-dir", data_dir,
+              "--device", "cpu", "--cache", cache)
+    assert compare("--model", f"{tiny_model_dir},{run}", *common, "--output", tmp_path / "cmp") == 0
+    record = load_compare(tmp_path / "cmp")
+    names = list(record.models)
+    assert [record.models[n].source["kind"] for n in names] == ["checkpoint", "run"]
+    by_model = {n: {p.prompt: p.output for p in record.pairs() if p.model == n} for n in names}
+    assert by_model[names[0]] == by_model[names[1]] and len(by_model[names[0]]) == 3
+    samples = [json.loads(line) for line in (run / "samples" / "pairwise_winrate.jsonl").read_text().splitlines()]
+    assert {s["doc"]["prompt"]: s["scores"]["output"] for s in samples} == by_model[names[0]]
+    assert record.models[names[0]].source["fingerprint"]
+    # two models: their head-to-head pairs and Bradley-Terry ratings with the baseline as the anchor
+    assert len(record.head_to_head()) == 3
+    ratings = record.extra["bradley_terry"]
+    assert set(ratings) == {record.baseline["name"], *names}
+    assert ratings[record.baseline["name"]]["rating"] == pytest.approx(1000.0)
+
+
+def test_bad_input_is_one_line_and_exit_2(sides, data_dir, tiny_model_dir, tmp_path, capsys):
+    files, gpt4, _ = sides
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"instruction": "A prompt nobody answered.", "output": "Something."}]))
+    unmatched = tmp_path / "unmatched.jsonl"  # labels for pairs nobody compared
+    unmatched.write_text(json.dumps({"prompt": "A prompt nobody answered.", "a": "x", "b": "y", "preference": 1}) + "\n")
+    empty_run = tmp_path / "run"
+    assert main(["run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--limit", "2", "--data-dir",
+                 str(data_dir), "--device", "cpu", "--cache", str(tmp_path / "c.sqlite"), "--output",
+                 str(empty_run)]) == 0
+    capsys.readouterr()
+    base = ("--baseline", files["baseline"], "--data-dir", data_dir, "--limit", N, "--cache", tmp_path / "c.sqlite")
+    cases = [
+        (("--model", other, "--judge", f"rm:{tiny_model_dir}"), "is a causal language model, not a reward model"),
+        (("--model", other, "--judge", "labels:" + str(tmp_path / "none.json")), "does not exist"),
+        (("--model", empty_run, "--judge", "lm:default"), "holds no pairwise_winrate generations"),
+        (("--model", files["model"], "--judge", f"labels:{unmatched}"), "No prompt has outputs from both sides"),
+        (("--model", files["model"], "--judge", "lm:default", "--limit", "0"), "positive"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "never"
+        usage = False
+        try:
+            code = compare(*base, *args, "--output", out)
+        except SystemExit as exit_:  # argparse's own refusal of a flag's value, after its usage lines
+            code, usage = exit_.code, True
+        assert code == 2, args
+        err = capsys.readouterr().err.strip().splitlines()
+        assert message in err[-1] and (usage or len(err) == 1), (args, err)
+        assert not (out / "compare.json").exists()
