@@ -57,18 +57,20 @@ def held_out_prompts(args, tokenizer, use_template: bool) -> list[list[int]]:
     return chosen
 
 
-def answer(path: str, tokenizer, prompts, args, device) -> rollout.Episodes:
-    model = load_weights(path, "causal", torch.float32, False, "policy").to(device).eval()
-    engine = HFModel.around(model, tokenizer, args.batch_size, args.max_length, False)
-    seeds = [rollout.episode_seed(args.seed, 0, i) for i in range(len(prompts))]
-    with torch.no_grad():
-        return rollout.sample(engine, prompts, seeds, args.response_length, 1.0, 1.0)
+def load_policy(spec: str, device):
+    return load_weights(resolve_model_path(spec, "policy"), "causal", torch.float32, False, "policy").to(device).eval()
 
 
 @torch.no_grad()
-def log_probs(path: str, tokens: rollout.Tokens, device) -> torch.Tensor:
-    """(B,): the summed log-probability of each response under the checkpoint at ``path``."""
-    model = load_weights(path, "causal", torch.float32, False, "policy").to(device).eval()
+def answer(model, tokenizer, prompts, args) -> rollout.Episodes:
+    engine = HFModel.around(model, tokenizer, args.batch_size, args.max_length, False)
+    seeds = [rollout.episode_seed(args.seed, 0, i) for i in range(len(prompts))]
+    return rollout.sample(engine, prompts, seeds, args.response_length, 1.0, 1.0)
+
+
+@torch.no_grad()
+def log_probs(model, tokens: rollout.Tokens) -> torch.Tensor:
+    """(B,): the summed log-probability of each response under ``model``."""
     return rollout.token_logprobs(model, tokens)[0].sum(1)
 
 
@@ -81,21 +83,21 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 def measure(args) -> dict:
     device = resolve_device(args.device)
-    reference = resolve_model_path(args.policies[0], "policy")
-    tokenizer = load_tokenizer(reference)
+    tokenizer = load_tokenizer(resolve_model_path(args.policies[0], "policy"))
     use_template = use_chat_template(tokenizer, "auto", args.policies[0])
     prompts = held_out_prompts(args, tokenizer, use_template)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     scorer = rollout.RewardScorer(load_weights(resolve_model_path(args.reward, "--reward"), "reward", torch.float32,
                                                False, "--reward").to(device).eval(), args.batch_size)
+    reference = load_policy(args.policies[0], device)
     rows, first_scores = {}, None
     for spec in args.policies:
-        path = resolve_model_path(spec, "policy")
-        episodes = answer(path, tokenizer, prompts, args, device)
+        model = reference if spec == args.policies[0] else load_policy(spec, device)
+        episodes = answer(model, tokenizer, prompts, args)
         tokens = rollout.layout(episodes, pad_id).to(device)
         with torch.no_grad():
             scores = scorer(episodes, tokens).tolist()
-        kl = (log_probs(path, tokens, device) - log_probs(reference, tokens, device)).tolist()
+        kl = (log_probs(model, tokens) - log_probs(reference, tokens)).tolist()
         first_scores = first_scores or scores
         gain = [s - f for s, f in zip(scores, first_scores)]
         rows[spec] = {"score": mean_se(scores), "gain_over_first": mean_se(gain), "kl": mean_se(kl),
