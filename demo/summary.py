@@ -39,23 +39,39 @@ def metrics_table(checkpoints: list[Checkpoint]) -> str:
     return "\n".join(lines)
 
 
-def manifest(ckpt: Checkpoint) -> dict | None:
-    file = Path(str(ckpt.lineage[-1].get("path", ""))) / "evalsuite_manifest.json"
+def read_manifest(folder: str) -> dict | None:
+    file = Path(folder) / "evalsuite_manifest.json"
     return json.loads(file.read_text()) if file.is_file() else None
+
+
+def manifests(checkpoints: list[Checkpoint]) -> list[dict]:
+    """Every trained checkpoint's manifest, with the reward model the PPO stages name as a parent."""
+    found = {}
+    for ckpt in checkpoints:
+        mine = read_manifest(str(ckpt.lineage[-1].get("path", "")))
+        reward = [p["path"] for p in (mine or {}).get("parents", []) if p["role"] == "reward"]
+        for folder, manifest in [(p, read_manifest(p)) for p in reward] + [(ckpt.name, mine)]:
+            if manifest:
+                found.setdefault(folder, manifest)
+    return sorted(found.values(), key=lambda m: ["sft", "rm", "ppo", "ppo-ptx"].index(m["stage"]))
+
+
+def facts(m: dict, stage: str) -> str:
+    """What one stage's manifest says it reached."""
+    if stage == "sft":
+        return f"valid loss {m['valid_loss_first']:.3f} -> {m['valid_loss']:.3f} ± {m['valid_loss_stderr']:.3f}"
+    if stage == "rm":
+        return (f"valid accuracy {m['valid_accuracy']:.3f} ± {m['valid_accuracy_stderr']:.3f} "
+                f"({m['valid_accuracy_n']} pairs), longer wins {m['valid_longer_wins']:.3f}")
+    return (f"score {m['first_score_mean']:.3f} (step 1: the SFT policy) -> {m['final_score_mean']:.3f} "
+            f"(last step, other prompts), final KL {m['final_kl']:.3f}")
 
 
 def training_table(checkpoints: list[Checkpoint]) -> str:
     lines = ["training (from each checkpoint's manifest)"]
-    for ckpt in checkpoints:
-        found = manifest(ckpt)
-        if not found:
-            continue
-        line = f"{found['stage']:<8} {found.get('steps', 0):>4} steps {found.get('wall_seconds', 0):>7.0f} s wall"
-        m = found.get("metrics", {})
-        if "final_kl" in m:
-            line += (f"   score {m['first_score_mean']:.3f} (step 1, the SFT policy) -> {m['final_score_mean']:.3f}"
-                     f" (last step), final KL {m['final_kl']:.3f}, beta {found.get('kl_coef_final', 0):.4f}")
-        lines.append(line)
+    for m in manifests(checkpoints):
+        lines.append(f"{m['stage']:<8} {m.get('steps', 0):>4} steps {m.get('wall_seconds', 0):>7.0f} s wall   "
+                     + facts(m.get("metrics", {}), m["stage"]))
     return "\n".join(lines)
 
 
