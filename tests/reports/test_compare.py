@@ -102,7 +102,8 @@ def test_checkpoint_and_run_record_sides_give_the_same_outputs(data_dir, tiny_mo
     task = f"pairwise_winrate:judge=rm:{tiny_rm_dir}:max_tokens=8:temperature=1.0:seed=3"
     assert main(["run", "--model", str(tiny_model_dir), "--tasks", task, "--limit", "3", "--data-dir", str(data_dir),
                  "--device", "cpu", "--cache", str(cache), "--output", str(run)]) == 0
-    common = ("--judge", f"rm:{tiny_rm_dir}", "--limit", 3, "--max-tokens", 8, "--temperature", 1.0, "--seed", 3, "--data-dir", data_dir,
+    common = ("--judge", f"rm:{tiny_rm_dir}", "--limit", 3, "--max-tokens", 8, "--temperature", 1.0, "--seed", 3,
+              "--data-dir", data_dir,
               "--device", "cpu", "--cache", cache)
     assert compare("--model", f"{tiny_model_dir},{run}", *common, "--output", tmp_path / "cmp") == 0
     record = load_compare(tmp_path / "cmp")
@@ -125,7 +126,8 @@ def test_bad_input_is_one_line_and_exit_2(sides, data_dir, tiny_model_dir, tmp_p
     other = tmp_path / "other.json"
     other.write_text(json.dumps([{"instruction": "A prompt nobody answered.", "output": "Something."}]))
     unmatched = tmp_path / "unmatched.jsonl"  # labels for pairs nobody compared
-    unmatched.write_text(json.dumps({"prompt": "A prompt nobody answered.", "a": "x", "b": "y", "preference": 1}) + "\n")
+    label = {"prompt": "A prompt nobody answered.", "a": "x", "b": "y", "preference": 1}
+    unmatched.write_text(json.dumps(label) + "\n")
     empty_run = tmp_path / "run"
     assert main(["run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs", "--limit", "2", "--data-dir",
                  str(data_dir), "--device", "cpu", "--cache", str(tmp_path / "c.sqlite"), "--output",

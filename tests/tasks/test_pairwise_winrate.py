@@ -52,7 +52,7 @@ def test_judge_check_accuracy_is_the_reward_models_on_human_pairs(data_dir, tiny
 def test_winrate_against_alpaca_eval_baseline_with_labels(data_dir, tiny_model_dir, tmp_path):
     """A labels: judge needs the model's exact outputs: run once to get them, label them, run again."""
     first = tmp_path / "first"
-    task = "pairwise_winrate:judge=lm:{m}:max_tokens=8:temperature=1.0:seed=5".format(m=tiny_model_dir)
+    task = f"pairwise_winrate:judge=lm:{tiny_model_dir}:max_tokens=8:temperature=1.0:seed=5"
     run(tiny_model_dir, task, data_dir, first, limit=3)
     rows = samples(first, "pairwise_winrate")
     judged = [r for r in rows if r["scores"]["outcome"] != "excluded"]
@@ -66,7 +66,7 @@ def test_winrate_against_alpaca_eval_baseline_with_labels(data_dir, tiny_model_d
                                           "b": r["scores"]["baseline_output"], "preference": p}) + "\n"
                               for r, p in zip(judged, prefs)))
     second = tmp_path / "second"
-    task = "pairwise_winrate:judge=labels:{f}:max_tokens=8:temperature=1.0:seed=5".format(f=labels)
+    task = f"pairwise_winrate:judge=labels:{labels}:max_tokens=8:temperature=1.0:seed=5"
     metrics = run(tiny_model_dir, task, data_dir, second, limit=3)["tasks"]["pairwise_winrate"]["metrics"]
     outcomes = {1: 1.0, 2: 0.0, 1.5: 0.5}
     expected = [outcomes[p] for p in prefs[: len(judged)]]
