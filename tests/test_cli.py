@@ -352,8 +352,9 @@ def test_a_full_disk_is_one_line(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_the_rerun_resumes(tiny_model_dir, data_dir, tmp_path):
     cache = tmp_path / "cache.sqlite"
-    args = [sys.executable, "-m", "evalsuite", "run", "--model", str(tiny_model_dir), "--tasks", "crows_pairs,winogender",
-            "--data-dir", str(data_dir),  # every document: 700 could finish before the signal landed "--cache", str(cache), "--device", "cpu",
+    # every CrowS-Pairs and Winogender document: with 700, an idle machine finished before the signal landed
+    args = [sys.executable, "-m", "evalsuite", "run", "--model", str(tiny_model_dir),
+            "--tasks", "crows_pairs,winogender", "--data-dir", str(data_dir), "--cache", str(cache), "--device", "cpu",
             "--batch-size", "2", "--output", str(tmp_path / "run")]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
