@@ -176,13 +176,10 @@ def judge_jobs(jobs: list[Job], judge: str, scorers, cache) -> list[Pair]:
 
 def summarise(side: Side, pairs: list[Pair], left_out: dict[str, int]) -> tuple[ModelComparison, list[str]]:
     judged = [p for p in pairs if p.outcome != "excluded"]
-    outcomes = [p.outcome for p in judged]
-    rate = winrate.win_rate(outcomes)
-    pref = winrate.mean_preference([p.preference for p in judged])
-    lc = winrate.lc_win_rate([p.preference for p in judged], [len(p.output) for p in judged],
-                             [len(p.baseline_output) for p in judged])
-    bias, _, _ = winrate.position_bias([p.by_order for p in judged])
-    c = winrate.counts(outcomes)
+    stats = winrate.summarise([p.outcome for p in judged], [p.preference for p in judged],
+                              [p.by_order for p in judged], [len(p.output) for p in judged],
+                              [len(p.baseline_output) for p in judged])
+    rate, pref, lc, bias, c = stats.rate, stats.preference, stats.lc, stats.position_bias, stats.counts
     excluded = {k.split(": ", 1)[1]: v for k, v in left_out.items() if k.startswith(f"{side.name}: ")}
     if len(pairs) > len(judged):
         excluded["judge_failed"] = len(pairs) - len(judged)

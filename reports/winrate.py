@@ -105,6 +105,27 @@ def position_bias(by_orders: Sequence[dict]) -> tuple[float | None, float | None
     return bias, disagree, len(both)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """Every statistic of one model's judged pairs against one opponent."""
+
+    rate: Estimate
+    preference: Estimate
+    lc: Estimate
+    position_bias: float | None
+    order_disagreement: float | None
+    n_both_orders: int
+    counts: dict[str, int]
+
+
+def summarise(outcomes: Sequence[str], preferences: Sequence[float], by_orders: Sequence[dict],
+              len_model: Sequence[float], len_baseline: Sequence[float]) -> Summary:
+    """The pairs given are the judged ones (excluded pairs already left out)."""
+    bias, disagree, n_both = position_bias(by_orders)
+    return Summary(win_rate(outcomes), mean_preference(preferences), lc_win_rate(preferences, len_model, len_baseline),
+                   bias, disagree, n_both, counts(outcomes))
+
+
 # --- length control ------------------------------------------------------------------------------
 
 

@@ -214,24 +214,24 @@ def summary_metrics(scores: list[dict[str, Any]], prefix: str = "") -> dict[str,
     """Win rate, its CI, mean preference, LC win rate, position bias and counts of judged pairs."""
     from evalsuite.reports import winrate
 
-    judged = [s for s in scores if s["outcome"] not in ("excluded",)]
+    judged = [s for s in scores if s["outcome"] != "excluded"]
     n = len(judged)
-    rate = winrate.win_rate([s["outcome"] for s in judged])
-    pref = winrate.mean_preference([s["preference"] for s in judged])
-    lc = winrate.lc_win_rate([s["preference"] for s in judged], [len(s["output"]) for s in judged],
-                             [len(s["baseline_output"]) for s in judged])
-    bias, disagree, n_both = winrate.position_bias([s["by_order"] for s in judged])
+    stats = winrate.summarise([s["outcome"] for s in judged], [s["preference"] for s in judged],
+                              [s["by_order"] for s in judged], [len(s["output"]) for s in judged],
+                              [len(s["baseline_output"]) for s in judged])
+    rate, pref, lc = stats.rate, stats.preference, stats.lc
+    bias, disagree = stats.position_bias, stats.order_disagreement
     low, high = rate.ci or (float("nan"), float("nan"))
     nan = float("nan")
     metrics = {
         "win_rate": Metric(rate.value, rate.se, n), "win_rate_ci_low": Metric(low, None, n),
         "win_rate_ci_high": Metric(high, None, n), "mean_preference": Metric(pref.value, pref.se, n),
         "lc_win_rate": Metric(lc.value, lc.se, n),
-        "position_bias": Metric(nan if bias is None else bias, None, n_both),
-        "order_disagreement": Metric(nan if disagree is None else disagree, None, n_both),
+        "position_bias": Metric(nan if bias is None else bias, None, stats.n_both_orders),
+        "order_disagreement": Metric(nan if disagree is None else disagree, None, stats.n_both_orders),
     }
     plural = {"win": "wins", "tie": "ties", "loss": "losses"}
-    for key, count in winrate.counts([s["outcome"] for s in judged]).items():
+    for key, count in stats.counts.items():
         if key in plural:
             metrics[plural[key]] = Metric(float(count), None, n)
     return {f"{prefix}{k}": v for k, v in metrics.items()}

@@ -83,9 +83,9 @@ def start(config, flag: str = "--model", spec: str | None = None):
     from evalsuite.models.loading import check_kind, load_tokenizer, resolve_model_path
 
     accelerator = make_accelerator(config)
-    path = resolve_model_path(config.model if spec is None else spec)
+    path = resolve_model_path(config.model if spec is None else spec, flag)
     check_kind(path, "causal", flag)
-    return accelerator, path, load_tokenizer(path, config.trust_remote_code)
+    return accelerator, path, load_tokenizer(path, config.trust_remote_code, flag)
 
 
 def optimizer_for(model, config) -> torch.optim.Optimizer:

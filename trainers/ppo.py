@@ -296,12 +296,9 @@ def train(config: PPOConfig, scorer=None) -> int:
     """The PPO stage; ``scorer(episodes, tokens) -> scores`` replaces the reward model's scores
     when given (the value function still starts from ``--reward``)."""
     started = time.time()
-    accelerator = loop.make_accelerator(config)
-    policy_path = resolve_model_path(config.model, "--policy")
+    accelerator, policy_path, tokenizer = loop.start(config, "--policy")
     reward_path = resolve_model_path(config.reward, "--reward")
-    check_kind(policy_path, "causal", "--policy")
     check_kind(reward_path, "reward", "--reward")
-    tokenizer = load_tokenizer(policy_path, config.trust_remote_code, "--policy")
     check_same_tokenizer(tokenizer, load_tokenizer(reward_path, config.trust_remote_code, "--reward"))
     use_template = use_chat_template(tokenizer, config.chat_template, config.model)
     files = load_all(config.data, "prompts")
