@@ -5,7 +5,7 @@ JSON Lines of instruction/output), a run record holding ``pairwise_winrate`` gen
 of an AlpacaEval results folder in the data folder, or a checkpoint (its outputs generated with the
 recorded decoding settings, through the cached runner, the same requests ``pairwise_winrate``
 makes). Outputs are matched to prompts by text. Judged pairs go through the same cached requests
-as the task, so a killed comparison resumes. The statistics are ``reports.winrate``'s.
+as the task, so a killed comparison resumes. The statistics are ``evalsuite.metrics.winrate``'s.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from pathlib import Path
 
 from evalsuite.cli import batch_size_arg, positive_int
 from evalsuite.errors import EvalsuiteError
+from evalsuite.metrics import winrate
 from evalsuite.results import ModelComparison, Pair, check_output, load_run, write_compare
 from evalsuite.scorers import pairwise as pj
 from evalsuite.tasks import pairwise_winrate as pw
-
-from . import winrate
 
 
 @dataclass

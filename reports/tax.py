@@ -24,10 +24,10 @@ from tqdm import tqdm
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.fileio import atomic_write, atomic_write_json, read_text
+from evalsuite.metrics.paired import bootstrap_p, holm, is_binary, mcnemar_exact, percentile_interval, resample_draws
 from evalsuite.results import RunRecord, Sample, check_output
 
 from .checkpoints import Checkpoint, Pairing, group_runs, resolve_pairings
-from .paired import bootstrap_p, holm, is_binary, mcnemar_exact, percentile_interval, resample_draws
 from .recompute import AggregateForm, Joined, MeanForm, find_form, incompatibility, join, reproduces
 
 TAX_SCHEMA = 1

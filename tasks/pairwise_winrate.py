@@ -14,7 +14,7 @@ Baselines (``baseline=``): the name of an AlpacaEval results folder (``text_davi
 default) or an outputs file (AlpacaEval's ``model_outputs.json``, or JSON Lines of
 ``instruction``/``output``). A checkpoint as the baseline: ``evalsuite compare --baseline CKPT``.
 
-The statistics are ``evalsuite.reports.winrate``'s (defined in docs/pairwise.md).
+The statistics are ``evalsuite.metrics.winrate``'s (defined in docs/pairwise.md).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Any
 from evalsuite.data import data_root, load_source
 from evalsuite.errors import EvalsuiteError
 from evalsuite.fileio import json_lines, sha256_file, sha256_json
+from evalsuite.metrics import winrate
 from evalsuite.registry import task
 from evalsuite.requests import Generate, Request, Score
 from evalsuite.scorers import pairwise as pj
@@ -202,8 +203,6 @@ def judge_requests(doc: Doc, output: str, baseline: str, judge: str, labels, one
 
 def pair_result(orders: list[str], responses: list[Any]) -> dict[str, Any]:
     """by_order (P(model better) per order; None = not judged or failed), preference, outcome."""
-    from evalsuite.reports import winrate
-
     by_order: dict[str, float | None] = dict.fromkeys(winrate.ORDERS)
     for order, p_first in zip(orders, responses):
         by_order[order] = pj.model_preference(order, p_first)
@@ -212,8 +211,6 @@ def pair_result(orders: list[str], responses: list[Any]) -> dict[str, Any]:
 
 def summary_metrics(scores: list[dict[str, Any]], prefix: str = "") -> dict[str, Metric]:
     """Win rate, its CI, mean preference, LC win rate, position bias and counts of judged pairs."""
-    from evalsuite.reports import winrate
-
     judged = [s for s in scores if s["outcome"] != "excluded"]
     n = len(judged)
     stats = winrate.summarise([s["outcome"] for s in judged], [s["preference"] for s in judged],

@@ -1,1 +1,1 @@
-"""Pure metric functions (no model, no I/O): SQuAD v2, DROP and TruthfulQA similarity."""
+"""Pure metric functions (no model, no I/O): SQuAD v2, DROP, TruthfulQA similarity, paired tests, win rates."""

@@ -121,7 +121,7 @@ def test_checkpoint_and_run_record_sides_give_the_same_outputs(data_dir, tiny_mo
     assert ratings[record.baseline["name"]]["rating"] == pytest.approx(1000.0)
 
 
-def test_bad_input_is_one_line_and_exit_2(sides, data_dir, tiny_model_dir, tmp_path, capsys):
+def test_compare_bad_input_is_one_line_and_exit_2(sides, data_dir, tiny_model_dir, tmp_path, capsys):
     files, gpt4, _ = sides
     other = tmp_path / "other.json"
     other.write_text(json.dumps([{"instruction": "A prompt nobody answered.", "output": "Something."}]))

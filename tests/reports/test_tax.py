@@ -99,7 +99,7 @@ def test_each_metric_form_and_direction(lineage_table, report_inputs):
 
 
 def test_holm_over_the_primary_metrics(lineage_table):
-    from evalsuite.reports.paired import holm
+    from evalsuite.metrics.paired import holm
 
     _, table = lineage_table
     primary = [c for c in table.comparisons[0].cells if c.role == "primary"]

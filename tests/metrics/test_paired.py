@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalsuite.reports.paired import bootstrap_p, holm, mcnemar_exact, percentile_interval, resample_draws
+from evalsuite.metrics.paired import bootstrap_p, holm, mcnemar_exact, percentile_interval, resample_draws
 
 
 def test_mcnemar_exact_counts_discordant_pairs_and_uses_the_binomial():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from evalsuite.errors import EvalsuiteError
-from evalsuite.reports import winrate
+from evalsuite.metrics import winrate
 from evalsuite.scorers.pairwise import label_value
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalsuite.reports.paired import bootstrap_p, percentile_interval, resample_draws
+from evalsuite.metrics.paired import bootstrap_p, percentile_interval, resample_draws
 from evalsuite.stats import mean_stderr
 
 ORDERS = ("model_first", "baseline_first")
