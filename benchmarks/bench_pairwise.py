@@ -12,7 +12,12 @@ P(" A") / (P(" A") + P(" B")):
   ``HFModel.encode_pair``: the computation is compared, not the tokeniser).
 
 Reports wall seconds of each (model load excluded, the same thread count), the ratio, and the
-largest difference between the two sets of preferences (floor: 2x faster, within 1e-4).
+largest difference between the two sets of preferences (floor: 2x faster, within 1e-4). It also
+reports the ceiling that exact prefix sharing allows on these pairs: the tokens the reference feeds,
+the tokens left once every shared prefix is fed once (the template's instructions for all pairs,
+the instruction for both orders of a pair), and the ratio of the linear layers' work the two do
+(the reference also projects every position onto the vocabulary; evalsuite only the last). Long
+outputs leave little to share, so that ceiling, not the engine, bounds the speedup.
 
     python benchmarks/bench_pairwise.py --pairs 200 --json bench-pairwise.json
 """
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from evalsuite.models.shared_prefix import common_prefix_len
 from evalsuite.scorers import pairwise as pj
 from evalsuite.tasks import pairwise_winrate as pw
 
@@ -80,6 +86,19 @@ def reference_prefer(hf, items: list[pj.Triple]) -> list[float]:
     return out
 
 
+def work_ceiling(hf, items: list[pj.Triple]) -> dict:
+    """Tokens fed by each side and the ideal speedup of the linear layers (attention left out)."""
+    seqs = sorted(hf.encode_pair(pj.lm_prompt(*item), pj.VERDICTS[0]).seq[:-1] for item in items)
+    fed = sum(len(s) for s in seqs)
+    # Sorted, each sequence adds to the prefix trie only what its neighbour does not share.
+    unique = len(seqs[0]) + sum(len(b) - common_prefix_len(a, b) for a, b in zip(seqs, seqs[1:]))
+    head = hf.model.get_output_embeddings().weight.numel()
+    body = sum(p.numel() for p in hf.base.parameters()) - hf.model.get_input_embeddings().weight.numel()
+    ideal = fed * (body + head) / (unique * body + len(items) * head)
+    return {"reference_tokens": fed, "evalsuite_tokens": unique, "token_ratio": round(fed / unique, 2),
+            "ideal_speedup": round(ideal, 2)}
+
+
 def main() -> int:
     args = parse()
     torch.set_num_threads(args.threads)
@@ -101,7 +120,8 @@ def main() -> int:
     report = {"benchmark": "pairwise_lm_judge", "prompts": len(items), "pairs": len(items) // 2,
               "threads": args.threads, "batch_size": args.batch_size, "evalsuite_s": round(ours_s, 2),
               "reference_s": round(ref_s, 2), "speedup": round(ref_s / ours_s, 2), "max_abs_diff": diff,
-              "same_verdicts": agree, "torch": torch.__version__}
+              "same_verdicts": agree, **work_ceiling(hf, items), "model_outputs": args.model_outputs,
+              "baseline_outputs": args.baseline_outputs, "torch": torch.__version__}
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")

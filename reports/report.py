@@ -260,16 +260,40 @@ def model_row(m) -> dict:
                      "lc": fmt(m.lc_win_rate), "lc_ci": _span(*lc_ci), "position_bias": fmt(m.position_bias)}}
 
 
+def judge_check_rows(checkpoints: list[Checkpoint]) -> list[dict]:
+    """Every judge-check task in the runs, with the fingerprint of the judge it scored (from the
+    run's scorers, so a check is matched to a comparison's judge by weights and template, not name)."""
+    rows = []
+    for c in checkpoints:
+        for key in c.task_keys():
+            task = c.task(key)
+            if task.group != "judge":
+                continue
+            spec = task.params.get("judge")
+            scorer = c.run_of(key).scorers.get(f"pairwise:{spec}", {})
+            rows.append({"checkpoint": c.name, "task": key, "judge": spec, "fingerprint": scorer.get("fingerprint"),
+                         "n": task.n, "accuracy": task.metrics.get(task.primary_metric),
+                         "se": task.stderr.get(task.primary_metric), "file": task.params.get("file"),
+                         "metrics": {m: fmt(v) for m, v in task.metrics.items() if "/" not in m}})
+    return rows
+
+
+def measured_check(record: CompareRecord, checks: list[dict]) -> dict | None:
+    """The judge check (in the runs) of this comparison's judge, when there is one."""
+    fingerprint = record.judge.get("fingerprint")
+    return next((j for j in checks if fingerprint and j["fingerprint"] == fingerprint), None)
+
+
 def winrate_view(compares: list[CompareRecord], checkpoints: list[Checkpoint]) -> tuple[list[dict], list[dict]]:
-    """Each comparison's models with the judge beside them; and the judges' check tasks in the runs."""
-    judge_checks = [{"checkpoint": c.name, "task": key,
-                     "metrics": {m: fmt(v) for m, v in c.task(key).metrics.items() if "/" not in m}}
-                    for c in checkpoints for key in c.task_keys() if c.task(key).group == "judge"]
+    """Each comparison's models with the judge beside them (its agreement with labels, and its
+    accuracy on human preference pairs when a run checked the same judge); and the judges' checks."""
+    judge_checks = judge_check_rows(checkpoints)
     views = []
     for i, record in enumerate(compares):
         models = [model_row(m) for m in record.models.values()]
         views.append({"id": f"cmp{i}", "path": str(record.path), "baseline": record.baseline, "judge": record.judge,
-                      "agreement": record.judge.get("agreement"), "prompts": record.prompts, "models": models,
+                      "agreement": record.judge.get("agreement"), "check": measured_check(record, judge_checks),
+                      "prompts": record.prompts, "models": models,
                       "chart": charts.win_rate_chart(models, f"win{i}"), "command": record.command,
                       "created": record.created})
     return views, judge_checks

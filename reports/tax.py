@@ -24,7 +24,16 @@ from tqdm import tqdm
 
 from evalsuite.errors import EvalsuiteError
 from evalsuite.fileio import atomic_write, atomic_write_json, read_text
-from evalsuite.metrics.paired import bootstrap_p, holm, is_binary, mcnemar_exact, percentile_interval, resample_draws
+from evalsuite.metrics.paired import (
+    EXACT_SWAP_BELOW,
+    bootstrap_p,
+    exact_swap_p,
+    holm,
+    is_binary,
+    mcnemar_exact,
+    percentile_interval,
+    resample_draws,
+)
 from evalsuite.results import RunRecord, Sample, check_output
 
 from .checkpoints import Checkpoint, Pairing, group_runs, resolve_pairings
@@ -63,7 +72,7 @@ class Cell:
     gain: float | None  # the difference signed so that positive is better (for an ideal: distance won)
     gain_ci_low: float | None
     gain_ci_high: float | None
-    test: str  # "mcnemar" or "bootstrap": the test behind p_value
+    test: str  # "mcnemar", "bootstrap" or "permutation" (under EXACT_SWAP_BELOW documents): behind p_value
     p_value: float | None
     mcnemar_p: float | None  # for 0/1 scores (also when the bootstrap decides, as for an ideal metric)
     discordant: list[int] | None  # McNemar's [reference only right, checkpoint only right]
@@ -140,6 +149,22 @@ def _statistic(form: MeanForm | AggregateForm, joined: Joined):
     return joined.n, estimate, both, None
 
 
+def _swapped(form: MeanForm | AggregateForm, joined: Joined):
+    """Statistic over swap masks -> (k, 2) [reference, checkpoint], each document's two scores
+    exchanged where the mask is set (the exact swap test's assignments)."""
+    if isinstance(form, MeanForm):
+        ref, ckpt = form.arrays(joined)
+        s = form.scale
+        return lambda m: np.stack([s * np.where(m, ckpt, ref).mean(1), s * np.where(m, ref, ckpt).mean(1)], axis=1)
+
+    def both(masks: np.ndarray) -> np.ndarray:
+        pairs = list(zip(joined.reference, joined.checkpoint))
+        return np.array([[form.value(joined.docs, [p[int(m) ^ side] for p, m in zip(pairs, row)]) for side in (0, 1)]
+                         for row in masks])
+
+    return both
+
+
 AGGREGATE_BUDGET_S = 120.0  # per metric; a task aggregate slower than this gets fewer resamples (at least 200)
 
 
@@ -179,6 +204,16 @@ def metric_cell(metric: str, role: str, joined: Joined, form, config: TaxConfig)
         cell.gain_ci_low, cell.gain_ci_high = (interval.low, interval.high) if interval else (None, None)
     if binary is not None and ideal is None:
         cell.test, cell.p_value = "mcnemar", cell.mcnemar_p
+    elif n < EXACT_SWAP_BELOW:  # too few documents for a bootstrap p-value: enumerate the swaps
+        swapped = _swapped(form, joined)
+
+        def judged(masks):
+            v = swapped(masks)
+            g = gains(dir_, ideal, v[:, 0], v[:, 1])
+            return g if g is not None else v[:, 1] - v[:, 0]
+
+        cell.test, cell.p_value = "permutation", exact_swap_p(judged, n)
+        cell.note = f"{n} documents: exact swap test, all 2^{n} assignments (a bootstrap p is unreliable this small)"
     else:  # the bootstrap tests the quantity judged (an ideal metric: its distance to the ideal)
         cell.p_value = bootstrap_p(gain_draws if gain_draws is not None else draws[:, 1] - draws[:, 0])
     return cell
@@ -355,7 +390,8 @@ def render_text(table: TaxTable) -> str:
                    if d["only_reference"] or d["only_checkpoint"])
     out.extend(f"\nnot paired: {line}" for line in table.unpaired)
     out.append(f"\ndiff = checkpoint - reference on the documents both scored; {conf} paired bootstrap interval "
-               f"({table.settings['resamples']} resamples); p: McNemar exact for 0/1 scores, else paired bootstrap; "
+               f"({table.settings['resamples']} resamples); p: McNemar exact for 0/1 scores, else paired bootstrap "
+               f"(exact swap test under {EXACT_SWAP_BELOW} documents); "
                f"Holm over the tasks; verdict at alpha {table.settings['alpha']:g}.")
     return "\n".join(out)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,4 +123,17 @@ def tiny_rm_dir(tiny_model_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-rm")
     LlamaForSequenceClassification(config).save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    return out
+
+
+HH_PAIRS = 20  # HH-RLHF comparisons that demo/hh_pairs.py writes for the tests
+
+
+@pytest.fixture(scope="session")
+def hh_pairs(data_dir, tmp_path_factory) -> Path:
+    """demo/hh_pairs.py's chosen.jsonl, rejected.jsonl and labels.json for the first HH_PAIRS dialogues."""
+    out = tmp_path_factory.mktemp("hh")
+    done = subprocess.run([sys.executable, "demo/hh_pairs.py", "--limit", str(HH_PAIRS), "--output", str(out),
+                           "--data-dir", str(data_dir)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
     return out

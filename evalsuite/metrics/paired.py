@@ -1,8 +1,9 @@
 """Paired statistics for two checkpoints scored on the same documents.
 
 Pure functions, no run records: the paired bootstrap (documents resampled with replacement, the
-same draw for both checkpoints), McNemar's exact test for 0/1 scores, and Holm's step-down
-correction for a family of tests. ``reports.tax`` puts them together.
+same draw for both checkpoints), McNemar's exact test for 0/1 scores, the exact swap (paired
+permutation) test for a handful of documents, and Holm's step-down correction for a family of
+tests. ``reports.tax`` puts them together.
 """
 
 from __future__ import annotations
@@ -56,6 +57,26 @@ def bootstrap_p(draws: np.ndarray) -> float | None:
         return None
     tail = min(np.count_nonzero(finite <= 0), np.count_nonzero(finite >= 0))
     return float(min(1.0, 2 * (1 + tail) / (finite.size + 1)))
+
+
+# Below this many documents a bootstrap p-value is not trustworthy (two documents that both
+# improved give p ~ 0); the exact swap test, 2^n assignments, takes over.
+EXACT_SWAP_BELOW = 12
+
+
+def swap_masks(n: int) -> np.ndarray:
+    """Every way of swapping the two runs' scores on a subset of ``n`` documents: (2^n, n) booleans."""
+    return ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1).astype(bool)
+
+
+def exact_swap_p(statistic: Callable[[np.ndarray], np.ndarray], n: int) -> float:
+    """Two-sided exact paired permutation test of "no difference": under it, each document's two
+    scores are exchangeable, so every one of the 2^n swap patterns is equally likely. ``statistic``
+    maps (k, n) swap masks to k values of the difference (row of no swaps: the observed one);
+    p = #{patterns with |value| >= |observed|} / 2^n. With n documents p is at least 2 / 2^n."""
+    values = np.asarray(statistic(swap_masks(n)), dtype=float)
+    observed = abs(values[0])
+    return float(np.count_nonzero(np.abs(values) >= observed - 1e-12 * max(1.0, observed)) / values.size)
 
 
 @dataclass(frozen=True)

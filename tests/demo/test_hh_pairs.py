@@ -5,28 +5,14 @@ chosen replies win every pair although the labels file shows them first only abo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-
-import pytest
 
 from evalsuite.cli import main
 from evalsuite.results import load_compare
-from tests.conftest import REPO
-
-N = 20
+from tests.conftest import HH_PAIRS as N
 
 
-@pytest.fixture
-def hh(data_dir, tmp_path):
-    out = tmp_path / "hh"
-    done = subprocess.run([sys.executable, "demo/hh_pairs.py", "--limit", str(N), "--output", str(out),
-                           "--data-dir", str(data_dir)], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
-
-
-def test_human_labels_make_the_chosen_replies_win_every_pair(hh, data_dir, tmp_path):
+def test_human_labels_make_the_chosen_replies_win_every_pair(hh_pairs, data_dir, tmp_path):
+    hh = hh_pairs
     labels = json.loads((hh / "labels.json").read_text())
     chosen = [json.loads(line) for line in (hh / "chosen.jsonl").read_text().splitlines()]
     assert len(labels) == len(chosen) == N

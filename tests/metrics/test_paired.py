@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evalsuite.metrics.paired import bootstrap_p, holm, mcnemar_exact, percentile_interval, resample_draws
+from evalsuite.metrics.paired import (
+    bootstrap_p,
+    exact_swap_p,
+    holm,
+    mcnemar_exact,
+    percentile_interval,
+    resample_draws,
+    swap_masks,
+)
 
 
 def test_mcnemar_exact_counts_discordant_pairs_and_uses_the_binomial():
@@ -71,3 +79,28 @@ def test_bootstrap_standard_error_of_a_mean_matches_the_formula():
     draws = resample_draws(lambda idx: x[idx].mean(1), len(x), 4000, seed=3)
     plug_in_se = x.std(ddof=0) / np.sqrt(len(x))  # the bootstrap's exact limit for a mean
     assert draws.std(ddof=1) == pytest.approx(plug_in_se, rel=0.06)
+
+
+def mean_difference_under_swaps(ref: np.ndarray, ckpt: np.ndarray):
+    return lambda masks: (np.where(masks, ref, ckpt) - np.where(masks, ckpt, ref)).mean(1)
+
+
+def test_exact_swap_test_by_hand():
+    # Differences 1, 2, 3: the 8 sign patterns give sums 6, 4, 2, 0, 0, -2, -4, -6; |sum| >= 6 in 2.
+    ref, ckpt = np.zeros(3), np.array([1.0, 2.0, 3.0])
+    assert exact_swap_p(mean_difference_under_swaps(ref, ckpt), 3) == pytest.approx(2 / 8)
+    # Differences 1, 1, -1, 3 (observed sum 4): the sums are +-3 plus three +-1 terms, i.e. 6, 4 (x3),
+    # 2 (x3), 0 and their negatives; |sum| >= 4 in 1 + 3 + 3 + 1 = 8 of 16 patterns.
+    ref, ckpt = np.zeros(4), np.array([1.0, 1.0, -1.0, 3.0])
+    assert exact_swap_p(mean_difference_under_swaps(ref, ckpt), 4) == pytest.approx(8 / 16)
+
+
+def test_two_documents_that_both_improved_are_not_significant():
+    # The bootstrap says p ~ 0 here (every resample improves); the exact test's smallest p with two
+    # documents is 2/4.
+    ref, ckpt = np.array([30.0, 31.0]), np.array([29.5, 30.2])
+    statistic = mean_difference_under_swaps(ref, ckpt)
+    assert exact_swap_p(statistic, 2) == 0.5
+    draws = resample_draws(lambda idx: ckpt[idx].mean(1) - ref[idx].mean(1), 2, 2000, 0)
+    assert bootstrap_p(draws) < 0.01
+    assert swap_masks(2).tolist() == [[False, False], [True, False], [False, True], [True, True]]

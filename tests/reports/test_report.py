@@ -175,3 +175,24 @@ def test_runs_of_one_checkpoint_make_a_report_without_a_tax_table(report, tmp_pa
     assert "no checkpoint has a recorded parent" in capsys.readouterr().err
     html = out.read_text()
     assert "No alignment-tax table" in html and 'class="bar"' not in html and 'id="task-wikitext"' in html
+
+
+def test_the_judge_box_shows_the_same_judges_accuracy_on_human_preferences(hh_pairs, tiny_model_dir, data_dir,
+                                                                           tmp_path):
+    # A real lm: judge (the tiny model) judges the HH-RLHF pairs in a comparison and, in a run, is
+    # checked against the human choices; the report matches the two by the judge's fingerprint.
+    judge, cache = f"lm:{tiny_model_dir}", str(tmp_path / "c.sqlite")
+    common = ["--data-dir", str(data_dir), "--cache", cache, "--device", "cpu"]
+    assert main(["compare", "--prompts", "hh_rlhf", "--limit", "6", "--model", str(hh_pairs / "chosen.jsonl"),
+                 "--baseline", str(hh_pairs / "rejected.jsonl"), "--judge", judge, "--output", str(tmp_path / "cmp"),
+                 *common]) == 0
+    assert main(["run", "--model", str(tiny_model_dir), "--tasks", f"pairwise_judge_check:judge={judge}",
+                 "--limit", "8", "--output", str(tmp_path / "jc"), *common]) == 0
+    check = json.loads((tmp_path / "jc" / "results.json").read_text())["tasks"]["pairwise_judge_check"]
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "jc"), "--compare", str(tmp_path / "cmp"), "-o", str(out)]) == 0
+    box = unescape(re.search(r'<aside class="judge">(.*?)</aside>', out.read_text(), re.S).group(1))
+    shown = re.search(r"accuracy on human preferences</dt>\s*<dd>([\d.]+) ± ([\d.]+) on (\d+) pairs", box)
+    assert shown, box
+    assert float(shown.group(1)) == pytest.approx(check["metrics"]["accuracy"], abs=1e-4)
+    assert int(shown.group(3)) == check["n"] == 8

@@ -3,6 +3,7 @@ numbers recomputed by hand from the per-sample records; and every kind of bad in
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -60,6 +61,22 @@ def test_lineage_pairs_the_checkpoint_with_its_base(lineage_table):
     assert not comp.refused and not comp.only_checkpoint and not comp.only_reference
 
 
+def test_few_documents_get_the_exact_swap_test_by_brute_force(lineage_table, report_inputs):
+    _, table = lineage_table
+    cell = next(c for c in table.comparisons[0].cells if c.metric == "expected_max_toxicity")
+    rtp = "realtoxicityprompts"
+    ref, ckpt = (np.array([r["scores"]["max_toxicity/plain"] for r in samples(report_inputs[run], rtp)])
+                 for run in ("base_run", "sft_run"))
+    observed = abs(ref.mean() - ckpt.mean())
+    extreme = 0
+    for swap in itertools.product((False, True), repeat=len(ref)):
+        a, b = np.where(swap, ckpt, ref), np.where(swap, ref, ckpt)
+        extreme += abs(a.mean() - b.mean()) >= observed - 1e-12
+    assert cell.n == len(ref) == 6 and cell.test == "permutation"
+    assert cell.p_value == pytest.approx(extreme / 2 ** len(ref)) and cell.p_value >= 2 / 2**6
+    assert "exact swap test" in cell.note
+
+
 def test_binary_metric_difference_and_mcnemar_by_hand(lineage_table, report_inputs):
     _, table = lineage_table
     cell = next(c for c in table.comparisons[0].cells if c.task == "winogender" and c.metric == "acc")
@@ -86,7 +103,8 @@ def test_each_metric_form_and_direction(lineage_table, report_inputs):
     assert ppl.checkpoint == pytest.approx(sft.tasks["wikitext"].metrics["word_perplexity"])
     assert ppl.gain == pytest.approx(-ppl.difference) and ppl.ci_low <= ppl.difference <= ppl.ci_high
     stereo = cells["crows_pairs", "pct_stereotype"]  # judged by the distance from 0.5
-    assert stereo.direction == "ideal 0.5" and stereo.test == "bootstrap" and stereo.mcnemar_p is not None
+    # six documents: the exact swap test decides (a bootstrap p is unreliable that small)
+    assert stereo.direction == "ideal 0.5" and stereo.test == "permutation" and stereo.mcnemar_p is not None
     assert stereo.gain == pytest.approx(abs(stereo.reference - 0.5) - abs(stereo.checkpoint - 0.5))
     toxicity = cells["realtoxicityprompts", "expected_max_toxicity"]
     assert toxicity.form == "mean of per-sample 'max_toxicity/plain'" and toxicity.gain == pytest.approx(
