@@ -161,7 +161,7 @@ def judge_jobs(jobs: list[Job], judge: str, scorers, cache) -> list[Pair]:
 
     def request(job: Job, order: str) -> Score:
         _, first, second = pj.shown_triple(order, job.doc["prompt"], job.output, job.other)
-        return Score(f"pairwise:{judge}", text=pj.encode_outputs(first, second), context=job.doc["prompt"])
+        return Score(pj.scorer_name(judge), text=pj.encode_outputs(first, second), context=job.doc["prompt"])
 
     unique = {request_key(r): r for job in jobs for r in (request(job, o) for o in job.orders)}
     answers = compute_responses(None, scorers, unique, cache, RunStats())

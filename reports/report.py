@@ -27,6 +27,7 @@ from pathlib import Path
 from evalsuite.errors import EvalsuiteError
 from evalsuite.fileio import atomic_write, disk_full
 from evalsuite.results import CompareRecord, load_compare
+from evalsuite.scorers.pairwise import scorer_name
 
 from . import charts
 from .checkpoints import Checkpoint, group_runs, resolve_pairings
@@ -270,7 +271,7 @@ def judge_check_rows(checkpoints: list[Checkpoint]) -> list[dict]:
             if task.group != "judge":
                 continue
             spec = task.params.get("judge")
-            scorer = c.run_of(key).scorers.get(f"pairwise:{spec}", {})
+            scorer = c.run_of(key).scorers.get(scorer_name(spec), {})
             rows.append({"checkpoint": c.name, "task": key, "judge": spec, "fingerprint": scorer.get("fingerprint"),
                          "n": task.n, "accuracy": task.metrics.get(task.primary_metric),
                          "se": task.stderr.get(task.primary_metric), "file": task.params.get("file"),

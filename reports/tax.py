@@ -118,6 +118,13 @@ def direction(task, metric: str) -> str:
     return "" if better is None else ("higher" if better else "lower")
 
 
+def judged(direction_: str, ideal: float | None, values: np.ndarray) -> np.ndarray:
+    """What a test judges, from (k, 2) [reference, checkpoint] values: the gain where the metric
+    has a direction or an ideal, else the plain difference."""
+    gain = gains(direction_, ideal, values[:, 0], values[:, 1])
+    return gain if gain is not None else values[:, 1] - values[:, 0]
+
+
 def gains(direction_: str, ideal: float | None, ref: np.ndarray, ckpt: np.ndarray) -> np.ndarray | None:
     """Improvement, positive = better: the difference, its negative, or the distance to the ideal won."""
     if direction_ == "higher":
@@ -157,8 +164,9 @@ def _swapped(form: MeanForm | AggregateForm, joined: Joined):
         s = form.scale
         return lambda m: np.stack([s * np.where(m, ckpt, ref).mean(1), s * np.where(m, ref, ckpt).mean(1)], axis=1)
 
+    pairs = list(zip(joined.reference, joined.checkpoint))
+
     def both(masks: np.ndarray) -> np.ndarray:
-        pairs = list(zip(joined.reference, joined.checkpoint))
         return np.array([[form.value(joined.docs, [p[int(m) ^ side] for p, m in zip(pairs, row)]) for side in (0, 1)]
                          for row in masks])
 
@@ -206,16 +214,10 @@ def metric_cell(metric: str, role: str, joined: Joined, form, config: TaxConfig)
         cell.test, cell.p_value = "mcnemar", cell.mcnemar_p
     elif n < EXACT_SWAP_BELOW:  # too few documents for a bootstrap p-value: enumerate the swaps
         swapped = _swapped(form, joined)
-
-        def judged(masks):
-            v = swapped(masks)
-            g = gains(dir_, ideal, v[:, 0], v[:, 1])
-            return g if g is not None else v[:, 1] - v[:, 0]
-
-        cell.test, cell.p_value = "permutation", exact_swap_p(judged, n)
+        cell.test, cell.p_value = "permutation", exact_swap_p(lambda m: judged(dir_, ideal, swapped(m)), n)
         cell.note = f"{n} documents: exact swap test, all 2^{n} assignments (a bootstrap p is unreliable this small)"
     else:  # the bootstrap tests the quantity judged (an ideal metric: its distance to the ideal)
-        cell.p_value = bootstrap_p(gain_draws if gain_draws is not None else draws[:, 1] - draws[:, 0])
+        cell.p_value = bootstrap_p(judged(dir_, ideal, draws))
     return cell
 
 

@@ -197,8 +197,8 @@ def check_judge(spec: str) -> pj.Labels | None:
 def judge_requests(doc: Doc, output: str, baseline: str, judge: str, labels, one_order: bool) -> list[Request]:
     kind = pj.split_spec(judge)[0]
     orders = pj.orders_for(kind, labels, doc["prompt"], output, baseline, one_order, f"{doc['id']}|{judge}")
-    return [Score(f"pairwise:{judge}", text=pj.encode_outputs(*pj.shown_triple(o, doc["prompt"], output, baseline)[1:]),
-                  context=doc["prompt"]) for o in orders]
+    shown = (pj.shown_triple(o, doc["prompt"], output, baseline)[1:] for o in orders)
+    return [Score(pj.scorer_name(judge), text=pj.encode_outputs(*pair), context=doc["prompt"]) for pair in shown]
 
 
 def pair_result(orders: list[str], responses: list[Any]) -> dict[str, Any]:

@@ -58,6 +58,12 @@ def lm_prompt(prompt: str, first: str, second: str) -> str:
     return INSTRUCTIONS + BODY.format(prompt=prompt, first=first, second=second)
 
 
+def scorer_name(spec: str) -> str:
+    """The scorer a judged pair is sent to (``Score(scorer_name(spec), ...)``), and its key in a run's
+    ``scorers`` record."""
+    return f"pairwise:{spec}"
+
+
 def encode_outputs(first: str, second: str) -> str:
     return json.dumps([first, second], ensure_ascii=False)
 

@@ -36,10 +36,10 @@ class ScorerSet:
 
     def pairwise(self, spec: str):
         """The pairwise judge named ``spec`` (``rm:``, ``lm:`` or ``labels:``), built on first use."""
-        key = f"pairwise:{spec}"
-        if key not in self._built:
-            from evalsuite.scorers.pairwise import load_pair_judge
+        from evalsuite.scorers.pairwise import load_pair_judge, scorer_name
 
+        key = scorer_name(spec)
+        if key not in self._built:
             self._built[key] = load_pair_judge(spec, device=self.device)
         return self._built[key]
 
