@@ -3,7 +3,8 @@ policy, InstructGPT's third stage; with ``--ptx-data``, PPO-ptx.
 
 Read top to bottom. Each step takes a batch of prompts and
 1. samples one response per prompt from the policy (``rollout.sample``: evalsuite's batched
-   generation), and lays the episodes out as padded rows (``rollout.layout``);
+   generation), and lays the episodes out in rows, packed without padding where the attention
+   allows it (``rollout.Layout``, ``--packing``);
 2. scores them in one batched pass per model: the policy's and the frozen SFT policy's
    log-probabilities of every response token, the value of every state, the reward model's score
    at the response's EOS (``rollout``), less ``--missing-eos-penalty`` for a response that did not end;
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +55,8 @@ class PolicyValue(nn.Module):
         super().__init__()
         self.policy, self.value, self.fused = policy, value, fused
 
-    def forward(self, input_ids, attention_mask, cols, targets, mask, last, ptx_rows=None):
-        tokens = rollout.Tokens(input_ids, attention_mask, cols, targets, mask, last)
+    def forward(self, input_ids, attention_mask, position_ids, row, cols, targets, mask, last, ptx_rows=None):
+        tokens = rollout.Tokens(input_ids, attention_mask, position_ids, row, cols, targets, mask, last)
         logp, _ = rollout.token_logprobs(self.policy, tokens)
         values = rollout.token_values(self.value, tokens)
         ptx = rollout.ptx_nll(self.policy, ptx_rows, self.fused) if ptx_rows is not None else None
@@ -62,7 +64,7 @@ class PolicyValue(nn.Module):
 
 
 def model_inputs(tokens: rollout.Tokens) -> dict:
-    return {k: getattr(tokens, k) for k in ("input_ids", "attention_mask", "cols", "targets", "mask", "last")}
+    return {f.name: getattr(tokens, f.name) for f in fields(tokens)}
 
 
 # --- one step ------------------------------------------------------------------------------------
@@ -71,11 +73,11 @@ def model_inputs(tokens: rollout.Tokens) -> dict:
 class Stepper:
     """Everything a PPO step needs, built once by ``train``."""
 
-    def __init__(self, run: loop.Run, module, optimizer, engine, ref, scorer, ptx, pad_id: int,
+    def __init__(self, run: loop.Run, module, optimizer, engine, ref, scorer, ptx, layout: rollout.Layout,
                  prompts: list[list[int]], ema):
         self.run, self.config, self.acc, self.schedule = run, run.config, run.accelerator, run.schedule
         self.module, self.optimizer, self.engine, self.ref, self.scorer = module, optimizer, engine, ref, scorer
-        self.ptx, self.pad_id, self.prompts, self.ema = ptx, pad_id, prompts, ema
+        self.ptx, self.layout, self.prompts, self.ema = ptx, layout, prompts, ema
         config = self.config
         self.minibatches = math.ceil(config.batch_size / config.mini_batch_size)
         self.total_updates = self.schedule.total_steps * config.ppo_epochs * self.minibatches
@@ -98,7 +100,7 @@ class Stepper:
             episodes = rollout.sample(self.engine, [self.prompts[i] for i in indices], seeds, c.response_length,
                                       c.temperature, c.top_p)
         generated = time.perf_counter()
-        tokens = rollout.layout(episodes, self.pad_id).to(acc.device)
+        tokens = self.layout(episodes).to(acc.device)
         policy = acc.unwrap_model(self.module)
         with acc.autocast():
             logp, entropy = rollout.token_logprobs(policy.policy, tokens, with_entropy=True)
@@ -133,7 +135,7 @@ class Stepper:
     def update(self, batch: dict, step: int) -> dict:
         c, acc = self.config, self.acc
         sums: dict[str, float] = defaultdict(float)
-        n = batch["tokens"].input_ids.shape[0]
+        n = len(batch["episodes"].prompts)
         for epoch in range(c.ppo_epochs):
             order = np.random.default_rng([c.seed, step, epoch]).permutation(n)
             for m in range(self.minibatches):
@@ -156,7 +158,7 @@ class Stepper:
         lr = lr_at(update, self.total_updates, c.lr, warmup_steps(self.total_updates, c.warmup_ratio), c.min_lr_ratio)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        tokens = batch["tokens"].select(rows)
+        tokens = self.layout(batch["episodes"].subset(rows.tolist())).to(acc.device)
         steps = tokens.mask.shape[1]
 
         def part(name):
@@ -218,7 +220,7 @@ class Stepper:
             "shaped_sum": batch["scores"].sum(), "kl_sum": batch["kl"].sum(),
             "entropy_sum": (batch["entropy"] * mask).sum(),
             "response_tokens": lengths.sum(), "eos_missing": (1.0 - batch["ended"]).sum(),
-            "tokens": float(batch["tokens"].tokens), "gen_seconds": batch["gen_seconds"],
+            "tokens": float(batch["episodes"].tokens), "gen_seconds": batch["gen_seconds"],
             "score_seconds": batch["score_seconds"],
             "distinct": float(len(set(batch["episodes"].texts))), **stats,
         }
@@ -319,11 +321,13 @@ def train(config: PPOConfig, scorer=None) -> int:
     resuming = loop.claim_output(accelerator, config, data) is not None
 
     policy, value = load_policy(policy_path, config), load_value(reward_path, config)
+    layout = episode_layout(tokenizer, config, policy, value)
     ref = frozen(load_weights(policy_path, "causal", torch.float32, config.trust_remote_code, "--policy"))
     reward = None
     if scorer is None:
         reward = frozen(load_weights(reward_path, "reward", torch.float32, config.trust_remote_code, "--reward"))
-        scorer = rollout.RewardScorer(reward.to(accelerator.device), config.eval_batch_size or config.batch_size)
+        scorer = rollout.RewardScorer(reward.to(accelerator.device), config.eval_batch_size or config.batch_size,
+                                     layout)
     ref.to(accelerator.device)
     module = PolicyValue(policy, value, loop.fused_head_ok(accelerator))
     optimizer = loop.optimizer_for(module, config)
@@ -337,8 +341,7 @@ def train(config: PPOConfig, scorer=None) -> int:
     run = loop.Run(accelerator, config, work_folder(Path(config.output)), schedule, resuming)
     engine = HFModel.around(accelerator.unwrap_model(module).policy, tokenizer, config.batch_size, config.max_length,
                             use_template)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stepper = Stepper(run, module, optimizer, engine, ref, scorer, ptx, pad_id, prompt_ids, ema)
+    stepper = Stepper(run, module, optimizer, engine, ref, scorer, ptx, layout, prompt_ids, ema)
     state = run_steps(stepper, run)
 
     final = accelerator.unwrap_model(module).policy
@@ -352,6 +355,7 @@ def train(config: PPOConfig, scorer=None) -> int:
         config.to_dict(), loop.run_facts(run, state, started), metrics(state),
         {"kl_coef_final": state["beta"], "format": {"chat_template": use_template, "max_length": config.max_length,
                                                       "response_length": config.response_length,
+                                                      "packing": layout.attn is not None,
                                                       "skipped_too_long": skipped}},
     )
     loop.finish(run, lambda folder: save_policy(final, weights, tokenizer, folder), manifest, state)
@@ -405,6 +409,16 @@ def check_same_tokenizer(policy_tok, reward_tok) -> None:
             "The policy and the reward model use different tokenizers; the value function starts from the reward "
             "model and reads the policy's tokens.",
             "train the reward model from the same base as the policy (evalsuite train rm --model SFT_CKPT)")
+
+
+def episode_layout(tokenizer, config: PPOConfig, policy, value) -> rollout.Layout:
+    """Episodes packed into rows of ``--max-length`` tokens when both networks' attention takes a
+    4-D mask (``--packing auto``; the reference and reward models share their architectures),
+    one padded row each otherwise."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kinds = {modeling.attention_kind(policy), modeling.attention_kind(value)}
+    packed = all(modeling.use_packing(m, config.packing) for m in (policy, value)) and len(kinds) == 1
+    return rollout.Layout(pad_id, kinds.pop() if packed else None, config.max_length)
 
 
 def load_policy(path: str, config: PPOConfig):

@@ -2,11 +2,13 @@
 batched passes over the generated sequences (policy and reference log-probabilities, values,
 reward-model scores), one forward pass per model per batch.
 
-An episode's row is its prompt's tokens followed by its response's tokens (the EOS token included
-when the response ended), right-padded. Response token ``t`` sits at column ``P + t`` and is
-predicted from the hidden state at column ``P + t - 1``; the value of the state before token ``t``
-is read at that same column (the value model is a sequence classifier whose score head is applied
-at every position), and the reward model reads the last token of the row.
+An episode is its prompt's tokens followed by its response's tokens (the EOS token included when
+the response ended). Episodes are packed side by side into rows under a 4-D mask (each sees only
+itself, positions restart at 0) or, where the attention takes no such mask, right-padded one per
+row (``Layout``). An episode starting at column ``s`` has response token ``t`` at ``s + P + t``,
+predicted from the hidden state one column before; the value of the state before token ``t`` is
+read at that same column (the value model is a sequence classifier whose score head is applied at
+every position), and the reward model reads the episode's last token.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from evalsuite.models.chat import prompt_text
 from evalsuite.models.hf import model_logits
 from evalsuite.models.reward import score_hidden
 from evalsuite.requests import Generate
+from evalsuite.trainers import batches
 from evalsuite.trainers.losses import CHUNK
+from evalsuite.trainers.packing import Tree
 from evalsuite.trainers.ppo_core import entropy_of
 
 # --- prompts ---------------------------------------------------------------------------------------
@@ -60,6 +64,15 @@ class Episodes:
     ended: list[bool]
     texts: list[str]
 
+    def subset(self, rows) -> Episodes:
+        picked = [int(i) for i in rows]
+        return Episodes(*([getattr(self, f.name)[i] for i in picked] for f in fields(self)))
+
+    @property
+    def tokens(self) -> int:
+        """Prompt and response tokens of every episode."""
+        return sum(len(p) + len(r) for p, r in zip(self.prompts, self.responses))
+
 
 def episode_seed(seed: int, step: int, prompt: int) -> int:
     """The sampling seed of one episode: fixed by the run's seed, the step and the prompt, so a
@@ -88,61 +101,60 @@ def sample(engine, prompts: list[list[int]], seeds: list[int], max_tokens: int, 
 
 @dataclass
 class Tokens:
-    """Right-padded episode rows and where their response tokens are."""
+    """Episode rows, packed or padded, and where each episode's response tokens are."""
 
-    input_ids: torch.Tensor  # (B, W)
-    attention_mask: torch.Tensor  # (B, W)
+    input_ids: torch.Tensor  # (R, W)
+    attention_mask: torch.Tensor  # (R, W) padded; (R, 1, W, W) packed (episodes side by side, each sees itself)
+    position_ids: torch.Tensor  # (R, W): restarting at 0 for each episode
+    row: torch.Tensor  # (B,): the row holding episode b
     cols: torch.Tensor  # (B, T): the column whose hidden state predicts response token t
     targets: torch.Tensor  # (B, T): response token t
     mask: torch.Tensor  # (B, T) float: 1 on real response tokens
-    last: torch.Tensor  # (B,): the column of each row's last token (the reward model reads there)
-
-    def select(self, rows: torch.Tensor) -> Tokens:
-        """These episodes only, cut to their own width."""
-        picked = {f.name: getattr(self, f.name).index_select(0, rows) for f in fields(self)}
-        width = int(picked["attention_mask"].sum(1).max())
-        steps = int(picked["mask"].sum(1).max())
-        for name, cut in (("input_ids", width), ("attention_mask", width), ("cols", steps), ("targets", steps),
-                          ("mask", steps)):
-            picked[name] = picked[name][:, :cut]
-        return Tokens(**picked)
+    last: torch.Tensor  # (B,): the column of each episode's last token (the reward model reads there)
 
     def to(self, device) -> Tokens:
         return Tokens(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
-    @property
-    def tokens(self) -> int:
-        return int(self.attention_mask.sum())
 
+@dataclass(frozen=True)
+class Layout:
+    """How episodes become rows: packed side by side under a 4-D mask (``attn`` names the model's
+    attention, ``width`` the most tokens per row), as the SFT and reward-model stages do, or one
+    right-padded row each (``attn`` None). Both give the same numbers; packing skips the padding."""
 
-def layout(episodes: Episodes, pad_id: int) -> Tokens:
-    rows = [p + r for p, r in zip(episodes.prompts, episodes.responses)]
-    n, width, steps = len(rows), max(len(r) for r in rows), max(len(r) for r in episodes.responses)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    attention = torch.zeros(n, width, dtype=torch.long)
-    cols = torch.zeros(n, steps, dtype=torch.long)
-    targets = torch.full((n, steps), pad_id, dtype=torch.long)
-    mask = torch.zeros(n, steps)
-    for i, (prompt, response) in enumerate(zip(episodes.prompts, episodes.responses)):
-        ids[i, : len(rows[i])] = torch.tensor(rows[i])
-        attention[i, : len(rows[i])] = 1
-        t = len(response)
-        cols[i, :t] = torch.arange(len(prompt) - 1, len(prompt) - 1 + t)
-        targets[i, :t] = torch.tensor(response)
-        mask[i, :t] = 1.0
-    last = attention.sum(1) - 1
-    return Tokens(ids, attention, cols, targets, mask, last)
+    pad_id: int
+    attn: str | None = None
+    width: int = 0
+
+    def __call__(self, episodes: Episodes) -> Tokens:
+        trees = [Tree((), (tuple(p + r),)) for p, r in zip(episodes.prompts, episodes.responses)]
+        if self.attn is None:
+            batch = batches.padded(trees, self.pad_id)
+            positions = torch.arange(batch.input_ids.shape[1]).expand_as(batch.input_ids).contiguous()
+        else:
+            batch = batches.packed(trees, self.width, self.pad_id, self.attn, torch.float32)
+            positions = batch.position_ids
+        n, steps = len(trees), max(len(r) for r in episodes.responses)
+        cols = torch.zeros(n, steps, dtype=torch.long)
+        targets = torch.full((n, steps), self.pad_id, dtype=torch.long)
+        mask = torch.zeros(n, steps)
+        for i, (prompt, response) in enumerate(zip(episodes.prompts, episodes.responses)):
+            t, first = len(response), int(batch.span_start[i]) + len(prompt) - 1
+            cols[i, :t] = torch.arange(first, first + t)
+            targets[i, :t] = torch.tensor(response, dtype=torch.long)
+            mask[i, :t] = 1.0
+        last = batch.span_start + batch.span_len - 1
+        return Tokens(batch.input_ids, batch.attention_mask, positions, batch.span_row, cols, targets, mask, last)
 
 
 def hidden_states(model, tokens: Tokens) -> torch.Tensor:
     return model.base_model(input_ids=tokens.input_ids, attention_mask=tokens.attention_mask,
-                            use_cache=False).last_hidden_state
+                            position_ids=tokens.position_ids, use_cache=False).last_hidden_state
 
 
 def at_response(hidden: torch.Tensor, tokens: Tokens) -> torch.Tensor:
     """(B, T, H): the hidden state before each response token."""
-    rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
-    return hidden[rows, tokens.cols]
+    return hidden[tokens.row[:, None], tokens.cols]
 
 
 def token_logprobs(model, tokens: Tokens, with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -175,22 +187,22 @@ def final_scores(reward_model, tokens: Tokens) -> torch.Tensor:
     """(B,): the reward model's score of each whole episode, read at its last token (the EOS of a
     response that ended), exactly where ``RewardModel`` reads a dialogue."""
     hidden = hidden_states(reward_model, tokens)
-    return score_hidden(reward_model, hidden[torch.arange(hidden.shape[0], device=hidden.device), tokens.last])
+    return score_hidden(reward_model, hidden[tokens.row, tokens.last])
 
 
 class RewardScorer:
-    """The default scorer: a frozen reward model applied to the episode rows (one pass per batch)."""
+    """The default scorer: a frozen reward model applied to the episodes, ``batch_size`` at a time
+    (one pass per batch, laid out as the policy's passes are)."""
 
-    def __init__(self, model, batch_size: int):
-        self.model, self.batch_size = model, batch_size
+    def __init__(self, model, batch_size: int, layout: Layout):
+        self.model, self.batch_size, self.layout = model, batch_size, layout
 
     @torch.no_grad()
     def __call__(self, episodes: Episodes, tokens: Tokens) -> torch.Tensor:
-        out = []
-        for start in range(0, tokens.input_ids.shape[0], self.batch_size):
-            rows = torch.arange(start, min(start + self.batch_size, tokens.input_ids.shape[0]),
-                                device=tokens.input_ids.device)
-            out.append(final_scores(self.model, tokens.select(rows)))
+        device, out = tokens.input_ids.device, []
+        for start in range(0, len(episodes.prompts), self.batch_size):
+            chunk = episodes.subset(range(start, min(start + self.batch_size, len(episodes.prompts))))
+            out.append(final_scores(self.model, self.layout(chunk).to(device)))
         return torch.cat(out)
 
 

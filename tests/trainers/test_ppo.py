@@ -98,25 +98,43 @@ def policy_weights(folder) -> dict:
 # --- the pieces ----------------------------------------------------------------------------------
 
 
-def test_layout_puts_each_response_token_after_its_prompt():
+def test_padded_layout_puts_each_response_token_after_its_prompt():
     episodes = rollout.Episodes([[5, 6, 7], [8]], [[1, 2], [3, 4, 9]], [False, True], ["", ""])
-    tokens = rollout.layout(episodes, pad_id=0)
-    assert tokens.input_ids.tolist() == [[5, 6, 7, 1, 2], [8, 3, 4, 9, 0]]
+    tokens = rollout.Layout(pad_id=0)(episodes)
+    assert tokens.input_ids.tolist() == [[5, 6, 7, 1, 2], [8, 3, 4, 9, 0]] and tokens.row.tolist() == [0, 1]
     assert tokens.cols.tolist() == [[2, 3, 0], [0, 1, 2]] and tokens.targets.tolist() == [[1, 2, 0], [3, 4, 9]]
     assert tokens.mask.tolist() == [[1, 1, 0], [1, 1, 1]] and tokens.last.tolist() == [4, 3]
-    picked = tokens.select(torch.tensor([0]))
+    picked = rollout.Layout(pad_id=0)(episodes.subset([0]))
     assert picked.input_ids.tolist() == [[5, 6, 7, 1, 2]] and picked.mask.tolist() == [[1, 1]]
+    assert episodes.tokens == 9
 
 
-def test_batched_passes_equal_one_episode_at_a_time(tiny_model_dir, tiny_rm_dir):
-    """The policy, value and reward passes over a padded batch give what each episode alone gives,
-    and the reward is the one ``RewardModel`` reads at the EOS of the same dialogue."""
+def test_packed_layout_puts_episodes_side_by_side_each_seeing_itself():
+    episodes = rollout.Episodes([[5, 6, 7], [8], [7]], [[1, 2], [3, 4, 9], [2]], [False, True, True], ["", "", ""])
+    tokens = rollout.Layout(pad_id=0, attn="sdpa", width=8)(episodes)
+    # first-fit decreasing: the two 5-token episodes cannot share a row of 8; the 2-token one joins the first
+    assert tokens.input_ids.tolist() == [[5, 6, 7, 1, 2, 7, 2], [8, 3, 4, 9, 0, 0, 0]]
+    assert tokens.position_ids[0, :7].tolist() == [0, 1, 2, 3, 4, 0, 1]
+    assert tokens.row.tolist() == [0, 1, 0] and tokens.last.tolist() == [4, 3, 6]
+    assert tokens.cols.tolist() == [[2, 3, 0], [0, 1, 2], [5, 0, 0]] and tokens.targets[2, 0] == 2
+    seen = tokens.attention_mask[0, 0]
+    assert seen[6].tolist() == [False] * 5 + [True, True]  # the second episode sees only itself
+    assert seen[4].tolist() == [True] * 5 + [False] * 2
+
+
+@pytest.mark.parametrize("attn", [None, "sdpa", "eager"])
+def test_batched_passes_equal_one_episode_at_a_time(tiny_model_dir, tiny_rm_dir, attn):
+    """The policy, value and reward passes over a batch, padded or packed, give what each episode
+    alone gives, and the reward is the one ``RewardModel`` reads at the EOS of the same dialogue."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
-    rm = AutoModelForSequenceClassification.from_pretrained(tiny_rm_dir).eval()
-    episodes = rollout.Episodes([[10, 11, 12, 13], [20, 21]], [[30, 31], [40, 41, 42, 43]], [False, False], ["", ""])
-    tokens = rollout.layout(episodes, pad_id=0)
+    kind = {"attn_implementation": attn} if attn else {}
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir, **kind).eval()
+    rm = AutoModelForSequenceClassification.from_pretrained(tiny_rm_dir, **kind).eval()
+    episodes = rollout.Episodes([[10, 11, 12, 13], [20, 21], [22]], [[30, 31], [40, 41, 42, 43], [44, 45]],
+                                [False, False, True], ["", "", ""])
+    tokens = rollout.Layout(0, attn, 12)(episodes)
+    assert tokens.input_ids.shape[0] == (3 if attn is None else 2)
     with torch.no_grad():
         logp, entropy = rollout.token_logprobs(policy, tokens, with_entropy=True)
         values, scores = rollout.token_values(rm, tokens), rollout.final_scores(rm, tokens)
@@ -181,6 +199,24 @@ def test_sampling_is_seeded_per_episode(tiny_model_dir):
 
 
 # --- the stage -----------------------------------------------------------------------------------
+
+
+def test_packed_and_padded_rows_train_alike(tiny_model_dir, tiny_rm_dir, prompts_file, tmp_path):
+    """Two rollout steps of two minibatches each, with episodes packed (three or so to a row of
+    160 tokens) and padded (one a row): the same losses step by step and the same weights at the end."""
+    logs, weights = {}, {}
+    for packing in ("on", "off"):
+        out = tmp_path / packing
+        c = config(tiny_model_dir, tiny_rm_dir, prompts_file, out, "--max-steps", "2", "--packing", packing,
+                   "--max-length", "160", "--save-every", "0", "--lr", "1e-3")
+        assert ppo.train(c) == 0
+        logs[packing], weights[packing] = read_log(out), policy_weights(out)
+        assert read_manifest(out)["format"]["packing"] is (packing == "on")
+    for on, off in zip(logs["on"], logs["off"]):
+        for key in ("score_mean", "kl", "entropy", "policy_loss", "value_loss", "clip_frac", "approx_kl"):
+            assert on[key] == pytest.approx(off[key], rel=1e-3, abs=1e-5), key
+        assert on["tokens"] == off["tokens"] and on["episodes"] == off["episodes"] == 8
+    assert all(torch.allclose(weights["on"][k], weights["off"][k], atol=1e-5) for k in weights["off"])
 
 
 @pytest.mark.slow
