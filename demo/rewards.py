@@ -87,14 +87,15 @@ def measure(args) -> dict:
     use_template = use_chat_template(tokenizer, "auto", args.policies[0])
     prompts = held_out_prompts(args, tokenizer, use_template)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    layout = rollout.Layout(pad_id)  # one padded row per episode
     scorer = rollout.RewardScorer(load_weights(resolve_model_path(args.reward, "--reward"), "reward", torch.float32,
-                                               False, "--reward").to(device).eval(), args.batch_size)
+                                               False, "--reward").to(device).eval(), args.batch_size, layout)
     reference = load_policy(args.policies[0], device)
     rows, first_scores = {}, None
     for spec in args.policies:
         model = reference if spec == args.policies[0] else load_policy(spec, device)
         episodes = answer(model, tokenizer, prompts, args)
-        tokens = rollout.layout(episodes, pad_id).to(device)
+        tokens = layout(episodes).to(device)
         with torch.no_grad():
             scores = scorer(episodes, tokens).tolist()
         kl = (log_probs(model, tokens) - log_probs(reference, tokens)).tolist()
