@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from evalsuite.models.generation import prefill_groups
 from evalsuite.models.hf import HFModel
 from evalsuite.requests import Generate
 
@@ -35,6 +36,24 @@ def test_generation_with_shared_passages_matches_one_prompt_at_a_time(tiny_model
     tiny_model.batch_size = 1
     alone = [tiny_model.generate([Generate(p, max_tokens=5)])[0] for p in prompts]
     assert together == alone
+
+
+def test_prefill_groups_cut_where_padding_would_grow(monkeypatch):
+    monkeypatch.setattr("evalsuite.models.generation.PREFILL_TOKENS", 4096)
+    # 4 x 246 = 984 slots for 797 tokens (19% padding); adding 112 would pad 26%
+    assert prefill_groups([246, 220, 205, 126, 112, 90, 52, 46]) == [[0, 1, 2, 3], [4, 5], [6, 7]]
+    assert prefill_groups([50, 300]) == [[0], [1]]  # the longer one would pad the short one 6x
+    assert prefill_groups([100] * 50) == [list(range(40)), list(range(40, 50))]  # the token cap
+    assert prefill_groups([3000, 2000, 1000]) == [[0], [1], [2]] and prefill_groups([]) == []
+
+
+def test_sampled_tokens_do_not_depend_on_how_prompts_are_grouped(tiny_model, monkeypatch):
+    prompts = [tiny_model.encode(t) for t in ("A", "The cat sat on the mat and then it slept all day long", "Q: Why?")]
+    requests = [Generate("", max_tokens=6, temperature=1.0, seed=s) for s in range(3)]
+    tiny_model.batch_size = 4
+    grouped = tiny_model.sample_tokens(requests, prompts)
+    monkeypatch.setattr("evalsuite.models.generation.PREFILL_PADDING", 1.0)  # one group, padded
+    assert tiny_model.sample_tokens(requests, prompts) == grouped
 
 
 def test_refilled_batch_gives_each_prompt_its_own_greedy_answer(tiny_model):
