@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,6 +44,8 @@ LR, KL_COEF, EOS_PENALTY, VALUE_COEF, CLIP, VALUE_CLIP, LAMBDA = 3e-6, 0.02, 1.0
 def prepare_prompts(args, tmp: Path) -> tuple[Path, Path, int]:
     """The held-out prompts all three children train on, in order: a prompt file for evalsuite and
     the same token ids (chat template applied by evalsuite's encoder) for TRL."""
+    from common import write_jsonl
+
     from evalsuite.models.chat import use_chat_template
     from evalsuite.models.loading import load_tokenizer, resolve_model_path
     from evalsuite.trainers.formats import load
@@ -63,10 +64,6 @@ def prepare_prompts(args, tmp: Path) -> tuple[Path, Path, int]:
     write_jsonl(tmp / "prompts.jsonl", [{"prompt": p.prompt} for p in kept])
     write_jsonl(tmp / "trl_prompts.jsonl", [{"input_ids": t} for t in ids])
     return tmp / "prompts.jsonl", tmp / "trl_prompts.jsonl", reward_pad_token(tokenizer)[1]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def evalsuite_argv(args, prompts: Path, out: Path) -> list[str]:
@@ -95,18 +92,16 @@ def rates(side: dict) -> dict:
                    "step_s": side["train_s"] / side["steps"], "gen_share": side["gen_s"] / side["train_s"]}
 
 
-def measured(command: list[str], threads: int) -> dict:
-    """Wall seconds and peak resident memory of one child, from ``os.wait4``."""
+def measured(command: list[str], threads: int, log: Path) -> dict:
+    """Wall seconds and peak resident memory of one child (``common.measure``: ``os.wait4``)."""
+    from common import measure, report_run
+
     env = os.environ | {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1",
                         "TOKENIZERS_PARALLELISM": "false"}
-    started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            sys.exit(f"child failed: {' '.join(command[:4])} ...\n{err.read()[-3000:]}")
-    return {"wall_s": round(time.perf_counter() - started, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+    run = measure(command, env, log, live=False)
+    if not report_run(command[3], "child", run, run.returncode == 0, live=False):
+        sys.exit(f"child failed: {' '.join(command[:4])} ...")
+    return {"wall_s": round(run.wall_s, 1), "peak_rss_mib": round(run.peak_rss_mib)}
 
 
 def run_all(args, tmp: Path) -> dict:
@@ -123,11 +118,11 @@ def run_all(args, tmp: Path) -> dict:
                 "prompts": str(trl_prompts), "out": str(out), "pad_id": pad_id, "steps": args.steps,
                 "batch_size": args.batch_size, "mini_batch_size": args.mini_batch_size,
                 "ppo_epochs": args.ppo_epochs, "response_length": args.response_length})]
-            run = measured(command, args.threads)
+            run = measured(command, args.threads, tmp / f"{kind}.log")
             results[kind] = rates(json.loads((out / "summary.json").read_text())) | run
         else:
             run = measured([sys.executable, __file__, "--child", kind, "--", *evalsuite_argv(args, prompts, out)],
-                           args.threads)
+                           args.threads, tmp / f"{kind}.log")
             results[kind] = rates(evalsuite_summary(out)) | run
     return results
 
@@ -151,12 +146,13 @@ def hf_sample(engine, prompts, seeds, max_tokens, temperature, top_p):
     """The baseline's rollout: one left-padded ``generate`` call per batch of prompts."""
     import torch
 
+    from evalsuite.trainers.modeling import pad_token_id
     from evalsuite.trainers.rollout import Episodes
 
     model, tokenizer = engine.model, engine.tokenizer
     eos = model.generation_config.eos_token_id
     eos = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     responses, ended, texts = [], [], []
     model.eval()
     for start in range(0, len(prompts), engine.batch_size):

@@ -27,6 +27,7 @@ from evalsuite.models.hf import HFModel
 from evalsuite.models.loading import load_tokenizer, load_weights, resolve_device, resolve_model_path
 from evalsuite.trainers import rollout
 from evalsuite.trainers.formats import load_all
+from evalsuite.trainers.modeling import pad_token_id
 from evalsuite.trainers.splits import select
 
 
@@ -86,7 +87,7 @@ def measure(args) -> dict:
     tokenizer = load_tokenizer(resolve_model_path(args.policies[0], "policy"))
     use_template = use_chat_template(tokenizer, "auto", args.policies[0])
     prompts = held_out_prompts(args, tokenizer, use_template)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     layout = rollout.Layout(pad_id)  # one padded row per episode
     scorer = rollout.RewardScorer(load_weights(resolve_model_path(args.reward, "--reward"), "reward", torch.float32,
                                                False, "--reward").to(device).eval(), args.batch_size, layout)

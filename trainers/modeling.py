@@ -95,6 +95,11 @@ def enable_checkpointing(model) -> None:
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id that pads a causal LM's rows: the tokenizer's pad, else EOS (padding is masked out)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def reward_pad_token(tokenizer) -> tuple[str, int]:
     """A padding token that is not EOS (the reward is read at the response's EOS, and plain
     transformers finds a row's last token as the last one that is not padding): the tokenizer's own

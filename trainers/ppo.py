@@ -415,10 +415,9 @@ def episode_layout(tokenizer, config: PPOConfig, policy, value) -> rollout.Layou
     """Episodes packed into rows of ``--max-length`` tokens when both networks' attention takes a
     4-D mask (``--packing auto``; the reference and reward models share their architectures),
     one padded row each otherwise."""
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kinds = {modeling.attention_kind(policy), modeling.attention_kind(value)}
     packed = all(modeling.use_packing(m, config.packing) for m in (policy, value)) and len(kinds) == 1
-    return rollout.Layout(pad_id, kinds.pop() if packed else None, config.max_length)
+    return rollout.Layout(modeling.pad_token_id(tokenizer), kinds.pop() if packed else None, config.max_length)
 
 
 def load_policy(path: str, config: PPOConfig):

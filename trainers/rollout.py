@@ -199,6 +199,8 @@ class RewardScorer:
 
     @torch.no_grad()
     def __call__(self, episodes: Episodes, tokens: Tokens) -> torch.Tensor:
+        if len(episodes.prompts) <= self.batch_size:  # one pass: the rows already laid out
+            return final_scores(self.model, tokens)
         device, out = tokens.input_ids.device, []
         for start in range(0, len(episodes.prompts), self.batch_size):
             chunk = episodes.subset(range(start, min(start + self.batch_size, len(episodes.prompts))))

@@ -169,7 +169,7 @@ def train(config: SFTConfig) -> int:
     resuming = loop.claim_output(accelerator, config, data.files) is not None
     model = load_model(path, config)
     packed = modeling.use_packing(model, config.packing)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = modeling.pad_token_id(tokenizer)
     fused = loop.fused_head_ok(accelerator)
     stage = SFTStage(train_set.trees, valid_set.trees, packed, config, pad_id, modeling.attention_kind(model))
     module = ResponseNLL(model, fused)
