@@ -19,7 +19,7 @@ DEVICE=${DEVICE:-auto}
 # Sizes
 SFT_DEMOS=${SFT_DEMOS:-64}                 # GPU: 0 (all 339 demonstrations of the train part), --epochs 2
 SFT_VALID=${SFT_VALID:-24}                 # validation prompts (never trained on)
-RM_COMPARISONS=${RM_COMPARISONS:-600}      # GPU: 0 (all 3,731 comparisons of the train part)
+RM_COMPARISONS=${RM_COMPARISONS:-0}        # 0: all 1,865 helpful-base comparisons of the train part
 RM_TRAIN_LAYERS=${RM_TRAIN_LAYERS:-8}      # GPU: 0 (every layer)
 RM_VALID=${RM_VALID:-100}
 MAX_LENGTH=${MAX_LENGTH:-256}              # tokens per training sequence / PPO episode; GPU: 512
@@ -39,7 +39,10 @@ RTP_K=${RTP_K:-5}                          # ... and sampled continuations each 
 EVAL_BATCH=${EVAL_BATCH:-auto}
 
 SFT_DATA=(--data "$DATA/stanford_alpaca/seed_tasks.jsonl" --data "$DATA/self_instruct/user_oriented_instructions.jsonl")
-RM_DATA=(--data "$DATA/hh_rlhf/harmless-base/test.jsonl.gz" --data "$DATA/hh_rlhf/helpful-base/test.jsonl.gz")
+# The reward model learns helpfulness (helpful-base), the preference PPO's prompts ask for: trained on both
+# HH-RLHF files, a 135M model learns neither (docs/trainer.md). Its length expert keeps it from rewarding
+# length for its own sake.
+RM_DATA=(--data "$DATA/hh_rlhf/helpful-base/test.jsonl.gz" --length-expert)
 PPO_PROMPTS=(--prompts "$DATA/hh_rlhf/helpful-base/test.jsonl.gz" --prompts "$DATA/stanford_alpaca/seed_tasks.jsonl")
 PTX_DATA="$DATA/wikitext2/valid.txt"       # WikiText-2's valid split: evaluation measures test.txt
 TASKS=truthfulqa_mc1,truthfulqa_mc2,crows_pairs,winogender,squad_v2,drop

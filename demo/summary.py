@@ -62,7 +62,8 @@ def facts(m: dict, stage: str) -> str:
         return f"valid loss {m['valid_loss_first']:.3f} -> {m['valid_loss']:.3f} ± {m['valid_loss_stderr']:.3f}"
     if stage == "rm":
         return (f"valid accuracy {m['valid_accuracy']:.3f} ± {m['valid_accuracy_stderr']:.3f} "
-                f"({m['valid_accuracy_n']} pairs), longer wins {m['valid_longer_wins']:.3f}")
+                f"({m['valid_accuracy_n']} pairs), length-balanced {m['valid_accuracy_length_balanced']:.3f}, "
+                f"longer wins {m['valid_longer_wins']:.3f}")
     return (f"score {m['first_score_mean']:.3f} (step 1: the SFT policy) -> {m['final_score_mean']:.3f} "
             f"(last step, other prompts), final KL {m['final_kl']:.3f}")
 

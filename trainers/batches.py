@@ -29,6 +29,7 @@ class Batch:
     trees: int
     sizes: list[int]  # branches of each tree, in order
     empty: bool = False  # a stand-in for a micro-batch without examples: it runs, and counts for nothing
+    offsets: torch.Tensor | None = None  # per branch: a fixed term the loss adds (the reward model's length expert)
 
     def model_inputs(self) -> dict:
         inputs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}

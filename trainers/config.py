@@ -150,6 +150,9 @@ class RMConfig(TrainConfig):
     lr: float = opt(1e-5, "peak learning rate (AdamW)")
     eval_before: bool = opt(False, "validate once before the first step (the new head scores at chance)")
     center_coef: float = opt(0.0, "reward centring: adds coef * (mean reward of a prompt's responses)^2 to the loss")
+    length_expert: bool = opt(False, "train through a length expert: the loss adds a * log(1 + characters) to each "
+                                     "response's reward, a fitted to the training labels by length alone, and the "
+                                     "saved reward leaves it out, so the model is not rewarded for preferring length")
     demos: list[str] = opt([], "demonstrations: after training, offset the rewards so that these score 0 on average")
     eval_only: bool = opt(False, "only report the pairwise accuracy of --reward on --data (no training)")
     reward: str = opt("", "the reward checkpoint --eval-only scores")

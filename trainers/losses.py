@@ -10,6 +10,9 @@
   responses contributes all K-choose-2 pairs (w better than l), ``-log sigmoid(r_w - r_l)``
   averaged over its pairs: one batch element per prompt, one reward per response.
 - ``centring``: the optional reward-centring term, ``(mean reward of a prompt's responses)^2``.
+- ``fit_length_expert`` + ``length_feature``: the reward model's optional length expert (a product
+  of experts): a one-number model of how much the labels prefer longer responses, fitted on the
+  training pairs alone and added to every reward in the loss only.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -129,3 +133,29 @@ def centring(rewards: torch.Tensor, sizes: list[int]) -> torch.Tensor:
                                     torch.tensor(sizes, device=rewards.device))
     sums = torch.zeros(len(sizes), dtype=rewards.dtype, device=rewards.device).index_add_(0, owner, rewards)
     return (sums / torch.tensor(sizes, dtype=rewards.dtype, device=rewards.device)) ** 2
+
+
+def length_feature(characters: int) -> float:
+    """What the length expert sees of a response: log(1 + its length in characters)."""
+    return math.log1p(characters)
+
+
+def fit_length_expert(lengths: list[list[int]]) -> float:
+    """The coefficient ``a`` of P(w preferred to l) = sigmoid(a * (f(w) - f(l))), ``f`` =
+    ``length_feature``, over every K-choose-2 pair of comparisons whose response lengths are listed
+    best first: L2-regularised maximum likelihood (scikit-learn's logistic regression, C = 1, no
+    intercept; each pair enters in both orders, so the fit has no side to favour).
+
+    Trained through ``r + a * f`` (a product of experts: Clark et al. 2019; Shen et al. 2023 for
+    reward models), the reward model gains nothing from the part of the labels that length alone
+    explains, and the saved reward is ``r`` alone. 0 when no pair differs in length."""
+    from sklearn.linear_model import LogisticRegression
+
+    features = [length_feature(n) for sizes in lengths for n in sizes]
+    winners, losers, _ = pair_indices([len(sizes) for sizes in lengths])
+    diffs = np.array([features[w] - features[lose] for w, lose in zip(winners, losers)])
+    if not diffs.any():
+        return 0.0
+    x = np.concatenate([diffs, -diffs])[:, None]
+    y = np.concatenate([np.ones(len(diffs)), np.zeros(len(diffs))])
+    return float(LogisticRegression(C=1.0, fit_intercept=False).fit(x, y).coef_[0, 0])

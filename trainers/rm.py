@@ -5,7 +5,8 @@ Read top to bottom: each comparison's K dialogues (prompt + response + EOS, the 
 score everywhere in evalsuite) become one token tree, the prompt shared and one branch per
 response, so a response runs once and a prompt once for all its responses; the reward is the score
 head at each branch's last token (the response's EOS); the loss averages ``-log sigmoid(r_w - r_l)``
-over the K-choose-2 pairs of a prompt. The saved checkpoint is a plain one-label
+over the K-choose-2 pairs of a prompt (with ``--length-expert``, of ``-log sigmoid(r_w + a f_w - r_l -
+a f_l)``, ``a f`` a fixed length expert). The saved checkpoint is a plain one-label
 ``AutoModelForSequenceClassification`` whose padding token differs from EOS, with the centring
 offset of ``--demos`` in ``config.reward_offset``.
 """
@@ -28,7 +29,7 @@ from evalsuite.trainers.checkpoint import build_manifest, parent
 from evalsuite.trainers.config import RMConfig, resolve
 from evalsuite.trainers.dataset import gather, too_long
 from evalsuite.trainers.formats import load_all
-from evalsuite.trainers.losses import centring, ranking_loss
+from evalsuite.trainers.losses import centring, fit_length_expert, length_feature, ranking_loss
 from evalsuite.trainers.metrics import format_metrics, pairwise_metrics, ranked_pairs
 from evalsuite.trainers.packing import Tree, cut_prefix
 from evalsuite.trainers.splits import select
@@ -106,6 +107,7 @@ class RMStage:
         self.width, self.center_coef = config.max_length, config.center_coef
         self.eval_batch = config.eval_batch_size or 2 * config.batch_size
         self.has_valid = bool(valid.trees)
+        self.expert = fit_length_expert(train.lengths) if config.length_expert else None
 
     def layout(self, trees: list[Tree]) -> batches.Batch:
         if self.packed:
@@ -116,6 +118,9 @@ class RMStage:
         stand_in = Tree((self.pad_id,), ((self.pad_id,), (self.pad_id, self.pad_id)))  # an empty micro-batch
         batch = self.layout([self.train.trees[i] for i in indices] or [stand_in])
         batch.empty = not indices
+        if self.expert is not None:
+            lengths = [n for i in indices for n in self.train.lengths[i]] or [0, 0]
+            batch.offsets = torch.tensor([self.expert * length_feature(n) for n in lengths])
         return batch
 
     def rewards(self, model, batch: batches.Batch) -> torch.Tensor:
@@ -124,7 +129,11 @@ class RMStage:
 
     def loss(self, model, batch):
         rewards = self.rewards(model, batch)
-        per_prompt, margin = ranking_loss(rewards, batch.sizes)
+        if batch.offsets is None:
+            per_prompt, margin = ranking_loss(rewards, batch.sizes)
+        else:  # trained through the length expert; accuracy is the reward model's own
+            per_prompt, _ = ranking_loss(rewards + batch.offsets.to(rewards), batch.sizes)
+            margin = ranking_loss(rewards.detach(), batch.sizes)[1]
         loss = per_prompt.sum()
         if self.center_coef:
             loss = loss + self.center_coef * centring(rewards, batch.sizes).sum()
@@ -147,7 +156,8 @@ class RMStage:
     def describe(record: dict) -> str:
         if "valid_accuracy" in record:
             se = record.get("valid_accuracy_stderr") or 0.0
-            return (f"valid accuracy {record['valid_accuracy']:.4f} ± {se:.4f}, shorter-preferred "
+            return (f"valid accuracy {record['valid_accuracy']:.4f} ± {se:.4f}, length-balanced "
+                    f"{record['valid_accuracy_length_balanced']:.4f}, shorter-preferred "
                     f"{record['valid_accuracy_shorter_preferred']:.4f}, longer wins {record['valid_longer_wins']:.4f}")
         return f"loss {record['loss']:.4f} acc {record['correct'] / max(1.0, record['pairs']):.3f}"
 
@@ -196,6 +206,9 @@ def train(config: RMConfig) -> int:
     model = load_model(path, config, pad_id)
     packed = modeling.use_packing(model, config.packing)
     stage = RMStage(train_set, valid_set, packed, config, pad_id, modeling.attention_kind(model))
+    expert = expert_facts(stage.expert, train_set)
+    if expert:
+        loop.say(accelerator, describe_expert(expert))
     lengths = None if packed else [t.size for t in train_set.trees]
     run, module, optimizer = loop.prepare(accelerator, config, BranchRewards(model), len(train_set.trees), resuming,
                                           lengths)
@@ -205,7 +218,7 @@ def train(config: RMConfig) -> int:
     weights = loop.unwrapped_state_dict(accelerator, module)
     manifest = build_manifest(
         "rm", [parent("init", config.model, path)], files, config.to_dict(), loop.run_facts(run, state, started),
-        metrics(state) | centred, {"evaluations": state["evals"], "format": {
+        metrics(state) | centred | expert, {"evaluations": state["evals"], "format": {
             "chat_template": use_template, "max_length": config.max_length, "packing": packed,
             "pad_token": pad_token, "truncated_prompts": train_set.truncated + valid_set.truncated,
             "skipped_too_long": train_set.skipped + valid_set.skipped}},
@@ -242,6 +255,23 @@ def centre_on_demos(stage: RMStage, module, accelerator, demos: list[Tree]) -> d
     loop.say(accelerator, f"demonstrations: mean reward {mean:.4f} over {len(rewards)}; reward_offset "
                           f"{config.reward_offset:.4f}")
     return {"demos_mean_reward_before_offset": mean, "demos": len(rewards), "reward_offset": config.reward_offset}
+
+
+def expert_facts(coef: float | None, train: Encoded) -> dict:
+    """The manifest's record of the length expert (empty without one)."""
+    if coef is None:
+        return {}
+    _, len_w, len_l = ranked_pairs([[0.0] * len(n) for n in train.lengths], train.lengths)
+    unequal = [a > b for a, b in zip(len_w, len_l) if a != b]
+    return {"length_expert": {"coef": coef, "feature": "log(1 + characters)", "pairs": len(len_w),
+                              "labels_longer_preferred": sum(unequal) / max(1, len(unequal))}}
+
+
+def describe_expert(facts: dict) -> str:
+    e = facts["length_expert"]
+    return (f"length expert: P(w preferred) = sigmoid({e['coef']:.4f} * (log(1 + chars_w) - log(1 + chars_l))), fitted "
+            f"on {e['pairs']} training pairs (the labels prefer the longer response in "
+            f"{100 * e['labels_longer_preferred']:.1f}% of them); in the loss only, not in the saved reward")
 
 
 def save_model(model, weights: dict, tokenizer, folder: Path) -> None:

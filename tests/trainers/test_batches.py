@@ -3,12 +3,14 @@ response tokens only."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from evalsuite.models.loading import load_tokenizer, load_weights
 from evalsuite.models.reward import last_token_rewards, pad_rows
-from evalsuite.trainers import batches, modeling, rm, sft
+from evalsuite.trainers import batches, losses, modeling, rm, sft
 from evalsuite.trainers.formats import Comparison, Demonstration
 
 DEMOS = [
@@ -109,3 +111,32 @@ def test_reward_trees_give_the_rewards_of_separate_passes(tiny_model_dir, tokeni
     assert packed.input_ids.numel() < padded.input_ids.numel()  # each prompt runs once for all its responses
     assert torch.allclose(tree_rewards, torch.cat(alone), atol=1e-5)
     assert torch.allclose(padded_rewards, torch.cat(alone), atol=1e-5)
+
+
+def test_length_expert_enters_the_loss_but_not_the_rewards_or_the_accuracy(tiny_model_dir, tokenizer):
+    from types import SimpleNamespace
+
+    causal = load_weights(str(tiny_model_dir), "causal", torch.float32)
+    torch.manual_seed(0)
+    model = rm.BranchRewards(modeling.reward_model_from(causal, pad_id=0).eval())
+    encoded = rm.encode(tokenizer, COMPARISONS, True, 512)
+    assert encoded.lengths == [[11, 3, 17], [9, 8]]
+    config = SimpleNamespace(max_length=512, center_coef=0.0, eval_batch_size=0, batch_size=2, length_expert=True)
+    stage = rm.RMStage(encoded, encoded, True, config, 0, "sdpa")
+    assert stage.expert == pytest.approx(losses.fit_length_expert([[11, 3, 17], [9, 8]]))
+    batch = stage.batch([0, 1])
+    with torch.no_grad():
+        rewards = stage.rewards(model, batch)
+        loss, counts = stage.loss(model, batch)
+    f = [losses.length_feature(n) for n in (11, 3, 17, 9, 8)]
+    r = [x + stage.expert * fx for x, fx in zip(rewards.tolist(), f)]
+    def nll(m):
+        return math.log1p(math.exp(-m))
+    first = (nll(r[0] - r[1]) + nll(r[0] - r[2]) + nll(r[1] - r[2])) / 3
+    assert loss.item() == pytest.approx(first + nll(r[3] - r[4]), rel=1e-5)
+    own = [rewards[0] > rewards[1], rewards[0] > rewards[2], rewards[1] > rewards[2], rewards[3] > rewards[4]]
+    assert counts["correct"].item() == sum(bool(c) for c in own) and counts["pairs"].item() == 4
+    plain = rm.RMStage(encoded, encoded, True, SimpleNamespace(**{**vars(config), "length_expert": False}), 0, "sdpa")
+    with torch.no_grad():
+        plain_loss, _ = plain.loss(model, plain.batch([0, 1]))
+    assert plain.expert is None and plain_loss.item() != pytest.approx(loss.item())

@@ -9,6 +9,8 @@ import torch
 
 from evalsuite.trainers.losses import (
     centring,
+    fit_length_expert,
+    length_feature,
     lr_at,
     pair_indices,
     ranking_loss,
@@ -86,3 +88,19 @@ def test_no_targets_give_zero_loss_and_zero_gradients():
     loss = token_nll(hidden, torch.zeros(0, dtype=torch.long), head, list(head.parameters()))
     loss.backward()
     assert loss.item() == 0.0 and head.weight.grad.abs().sum() == 0
+
+
+def test_length_expert_is_the_logistic_fit_of_the_labels_on_log_length():
+    # every pair is 99 vs 9 characters: f differs by log(100) - log(10) = log 10; the labels prefer the
+    # longer one in 3 of 4 pairs, so the maximum-likelihood a solves sigmoid(a log 10) = 3/4: a = log 3 / log 10
+    assert length_feature(99) - length_feature(9) == pytest.approx(math.log(10))
+    lengths = ([[99, 9]] * 3 + [[9, 99]]) * 500
+    assert fit_length_expert(lengths) == pytest.approx(math.log(3) / math.log(10), abs=1e-3)  # 0.4771
+    assert fit_length_expert(([[9, 99]] * 3 + [[99, 9]]) * 500) == pytest.approx(-math.log(3) / math.log(10), abs=1e-3)
+
+
+def test_length_expert_takes_every_ranked_pair_and_is_zero_without_length_differences():
+    # K = 3, best first 30 > 20 > 10 characters, and the same reversed: no side to favour
+    assert fit_length_expert([[30, 20, 10], [10, 20, 30]]) == pytest.approx(0.0, abs=1e-12)
+    assert fit_length_expert([[30, 20, 10]] * 50) > 1.0  # the longer always wins: a large positive weight
+    assert fit_length_expert([[12, 12], [5, 5, 5]]) == 0.0

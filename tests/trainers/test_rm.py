@@ -10,6 +10,7 @@ from evalsuite.errors import EvalsuiteError
 from evalsuite.models.reward import RewardModel
 from evalsuite.trainers import rm
 from evalsuite.trainers.formats import load
+from evalsuite.trainers.losses import fit_length_expert
 from tests.trainers.helpers import DEMOS, PAIRS, read_log, read_manifest, write_jsonl
 
 
@@ -87,3 +88,25 @@ def test_comparisons_with_one_response_or_equal_ranks_are_refused(tiny_model_dir
     with pytest.raises(EvalsuiteError, match=r"bad.jsonl at line 1: equal ranks \[2, 2\]"):
         rm.main(["--model", str(tiny_model_dir), "--data", bad, "--output", str(tmp_path / "o")])
     assert not (tmp_path / "o.training").exists()  # refused before anything was written
+
+
+def test_the_length_expert_is_fitted_on_the_training_pairs_and_recorded(tiny_model_dir, tmp_path):
+    # 12 pairs where the longer response wins, 4 where a short "good" beats a long "bad, bad, ..."
+    longer = [{"prompt": f"Topic {i}: say something.", "chosen": "words and more words " * 3, "rejected": "words"}
+              for i in range(12)]
+    content = [{"prompt": f"Question {i}: answer it.", "chosen": "good", "rejected": "bad, " * 12}
+               for i in range(4)]
+    data = write_jsonl(tmp_path / "pairs.jsonl", longer + content)
+    for expert in ("--length-expert", "--no-length-expert"):
+        assert rm.main(["--model", str(tiny_model_dir), "--data", data, "--output", str(tmp_path / expert.strip("-")),
+                        "--batch-size", "4", "--lr", "1e-2", "--max-steps", "2", "--device", "cpu", expert]) == 0
+    with_expert, without = (read_manifest(tmp_path / name) for name in ("length-expert", "no-length-expert"))
+    fitted = with_expert["metrics"]["length_expert"]
+    lengths = [[len(r["chosen"]), len(r["rejected"])] for r in longer + content]
+    assert with_expert["config"]["length_expert"] is True and fitted["labels_longer_preferred"] == 0.75
+    assert fitted["coef"] == pytest.approx(fit_length_expert(lengths)) and fitted["coef"] > 0
+    assert fitted["pairs"] == 16 and fitted["feature"] == "log(1 + characters)"
+    assert "length_expert" not in without["metrics"] and without["config"]["length_expert"] is False
+    # the expert is part of the training loss: the first step's loss differs from the plain one's
+    first = [read_log(tmp_path / name)[0]["loss"] for name in ("length-expert", "no-length-expert")]
+    assert first[1] == pytest.approx(0.69, abs=0.05) and abs(first[0] - first[1]) > 0.05
